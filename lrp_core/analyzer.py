@@ -1,0 +1,276 @@
+"""The LRP analyzer: one forward pass that keeps what the backward pass needs, then the
+backward pass in reverse topological order, each layer's rule mapping ``R_out`` to ``R_in``.
+
+Fan-out relevances add; ``Add`` splits in proportion (its rule's generic step); pass-through
+layers (activations on their own, Flatten, Reshape, Dropout, Concat) route relevance unchanged.
+The backward pass is explicit code, not autograd. Modified layers are built once per array
+namespace, device and dtype, and reused; a call holds all of its state in local variables, so
+one analyzer serves several threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import array_api_compat
+
+from .arrays import namespace_of, to_namespace, to_numpy
+from .canonize import canonize as canonize_model
+from .canonize import check_model
+from .composites import Composite
+from .errors import LRPCompatibilityError
+from .explanation import Explanation
+from .graph import Graph
+from .kernels import namespace_name
+from .layers import Layer, LinearizableLayer, PassThroughLayer
+from .readers import as_graph
+from .rules import LRPRule, ZeroRule
+
+__all__ = ["LRP", "analyze", "propagate"]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """The graph's layers and the rules' modified layers for one namespace/device/dtype."""
+
+    layers: tuple
+    modified: tuple
+
+
+def _step(rule, layer, modified, inputs, shapes, relevance, forward=None, nonnegative=False):
+    if isinstance(layer, PassThroughLayer):
+        return layer.route(relevance, shapes)
+    return rule.propagate(layer, modified, inputs, relevance, forward=forward, nonnegative=nonnegative)
+
+
+def _compatibility_error(rule, layer, where: str) -> LRPCompatibilityError:
+    return LRPCompatibilityError(f"{rule!r} cannot be applied to {where}: "
+                                 f"{type(rule).__name__}.is_compatible returned False for {type(layer).__name__}")
+
+
+def propagate(rule: LRPRule, layer: Layer, a, relevance):
+    """One step of the backward pass: the relevance of the input ``a`` of ``layer`` (a tuple of
+    inputs for Add/Concat) given the relevance of its output, exactly as the analyzer does it.
+
+    The layer's parameters are converted to ``a``'s namespace, device and dtype.
+    """
+    inputs = tuple(a) if isinstance(a, (tuple, list)) else (a,)
+    if not rule.is_compatible(layer):
+        raise _compatibility_error(rule, layer, layer.describe())
+    xp = namespace_of(*inputs)
+    layer = layer.convert(lambda p: to_namespace(p, xp, array_api_compat.device(inputs[0]), inputs[0].dtype))
+    modified = rule.modify_layer(layer) if isinstance(layer, LinearizableLayer) else None
+    result = _step(rule, layer, modified, inputs, [tuple(x.shape) for x in inputs], relevance)
+    return result if isinstance(a, (tuple, list)) else result[0]
+
+
+class LRP:
+    """Layer-wise Relevance Propagation.
+
+    ``LRP(model)`` uses ``ZeroRule`` everywhere; ``LRP(model, composite)``,
+    ``LRP(model, [rule_per_layer, ...])`` or ``LRP(model, rule)`` (one rule for all layers).
+    ``model``: an lrp-core graph, a ``torch.nn.Module``, an ``onnx.ModelProto`` or a path to a
+    ``.onnx`` file. Keywords: ``normalize_output_relevance=True`` (start from 1 instead of the
+    logit), ``skip_checks=False`` (skip :func:`lrp_core.check_model`), ``canonize=True``.
+    Raises :class:`~lrp_core.LRPCompatibilityError` if a rule cannot apply to its layer.
+    """
+
+    def __init__(self, model, rules=None, *, normalize_output_relevance: bool = True,
+                 skip_checks: bool = False, canonize: bool = True):
+        graph = as_graph(model)
+        if canonize:
+            graph = canonize_model(graph)
+        if not skip_checks:
+            check_model(graph)
+        self.model: Graph = graph
+        self.rules: tuple[LRPRule, ...] = tuple(self._resolve_rules(graph, rules))
+        for i, (rule, layer) in enumerate(zip(self.rules, graph)):
+            if not rule.is_compatible(layer):
+                raise _compatibility_error(rule, layer, graph.label(i))
+        self.normalize_output_relevance = bool(normalize_output_relevance)
+        self._plan_wiring()
+        self._cache: dict = {}
+        self._lock = threading.Lock()
+
+    # -- construction --------------------------------------------------------------------------
+    @staticmethod
+    def _resolve_rules(graph: Graph, rules) -> list[LRPRule]:
+        if rules is None:
+            return [ZeroRule()] * len(graph)
+        if isinstance(rules, LRPRule):
+            return [rules] * len(graph)
+        if isinstance(rules, Composite):
+            return rules.rules_for(graph)
+        if isinstance(rules, (list, tuple)):
+            rules = list(rules)
+            if len(rules) != len(graph):
+                raise ValueError(f"got {len(rules)} rules for a model of {len(graph)} layers; "
+                                 f"one rule per layer, in this order:\n{graph!r}")
+            for rule in rules:
+                if not isinstance(rule, LRPRule):
+                    raise TypeError(f"rules must be lrp.LRPRule instances, got {rule!r}")
+            return rules
+        raise TypeError(f"rules must be a Composite, a list of rules or a rule, got {rules!r}")
+
+    def _plan_wiring(self) -> None:
+        nodes = self.model.nodes
+        consumers = self.model.consumers()
+        self._last_reader = [max(c) if c else -1 for c in consumers]
+        # a value is kept for the backward pass if a layer that computes with its input reads it
+        self._keep = [any(not isinstance(nodes[c].layer, PassThroughLayer) for c in readers)
+                      for readers in consumers]
+        self._keep[-1] = True  # the output
+        nonnegative = [False]
+        for node in nodes:
+            nonnegative.append(node.layer.output_nonnegative(tuple(nonnegative[j] for j in node.inputs)))
+        self._inputs_nonnegative = [all(nonnegative[j] for j in node.inputs) for node in nodes]
+        self._reuse = [isinstance(node.layer, LinearizableLayer) and rule.reuses_forward()
+                       for node, rule in zip(nodes, self.rules)]
+
+    def _prepared(self, xp, device, dtype) -> _Prepared:
+        key = (namespace_name(xp), str(device), str(dtype))
+        prepared = self._cache.get(key)
+        if prepared is not None:
+            return prepared
+        with self._lock:
+            prepared = self._cache.get(key)
+            if prepared is None:
+                prepared = self._prepare(xp, device, dtype)
+                self._cache[key] = prepared
+        return prepared
+
+    def _prepare(self, xp, device, dtype) -> _Prepared:
+        converted: dict[int, Layer] = {}  # a layer used by two nodes is converted once
+        layers, modified = [], []
+        for node, rule in zip(self.model.nodes, self.rules):
+            layer = converted.get(id(node.layer))
+            if layer is None:
+                layer = node.layer.convert(lambda p: to_namespace(p, xp, device, dtype))
+                converted[id(node.layer)] = layer
+            layers.append(layer)
+            modified.append(rule.modify_layer(layer) if isinstance(layer, LinearizableLayer) else None)
+        return _Prepared(tuple(layers), tuple(modified))
+
+    # -- analysis ------------------------------------------------------------------------------
+    def __call__(self, x, output_selection=None, *, output_relevance=None,
+                 layerwise_relevances: bool = False) -> Explanation:
+        xp = namespace_of(x)
+        if not xp.isdtype(x.dtype, "real floating"):
+            raise TypeError(f"the input must be a floating-point array, got dtype {x.dtype}")
+        if len(x.shape) < 2:
+            raise ValueError(f"the input must be batch first, (N, ...); got shape {tuple(x.shape)}")
+        device = array_api_compat.device(x)
+        compute_dtype = xp.float32 if xp.finfo(x.dtype).bits < 32 else x.dtype
+        prepared = self._prepared(xp, device, compute_dtype)
+        values, shapes, records = self._forward(prepared, xp.astype(x, compute_dtype))
+        output = values[-1]
+        if output_relevance is not None:
+            relevance = to_namespace(output_relevance, xp, device, compute_dtype)
+            if tuple(relevance.shape) != tuple(output.shape):
+                raise ValueError(f"output_relevance has shape {tuple(relevance.shape)}, "
+                                 f"the model output {tuple(output.shape)}")
+            selection = None
+        else:
+            relevance, selection = self._output_relevance(xp, output, output_selection)
+        relevances = self._backward(prepared, values, shapes, records, relevance, layerwise_relevances)
+        extras = None
+        if layerwise_relevances:
+            extras = {"layerwise_relevances": [None if r is None else xp.astype(r, x.dtype) for r in relevances]}
+        return Explanation(val=xp.astype(relevances[0], x.dtype), input=x, output=xp.astype(output, x.dtype),
+                           output_selection=selection, extras=extras)
+
+    def _forward(self, prepared: _Prepared, x):
+        nodes = self.model.nodes
+        values = [x] + [None] * len(nodes)
+        shapes = [tuple(x.shape)] + [None] * len(nodes)
+        records = [None] * len(nodes)
+        for i, node in enumerate(nodes):
+            layer = prepared.layers[i]
+            inputs = [values[j] for j in node.inputs]
+            if self._reuse[i]:
+                z, pullback = layer.linearize(*inputs)
+                records[i] = (z, pullback)
+                out = z if layer.activation is None else layer.activation.forward(z)
+            else:
+                out = layer.forward(*inputs)
+            values[i + 1] = out
+            shapes[i + 1] = tuple(out.shape)
+            for j in node.inputs:  # drop what neither a later layer nor the backward pass needs
+                if self._last_reader[j] == i and not self._keep[j]:
+                    values[j] = None
+        return values, shapes, records
+
+    def _output_relevance(self, xp, output, output_selection):
+        n = output.shape[0]
+        flat = xp.reshape(output, (n, -1))
+        k = flat.shape[1]
+        device = array_api_compat.device(output)
+        if output_selection is None:
+            index = xp.argmax(flat, axis=1)
+            selection = [int(i) for i in to_numpy(index).tolist()]
+        else:
+            selection = self._selection_list(output_selection, n, k)
+            index = xp.asarray(selection, dtype=xp.int64, device=device)
+        onehot = xp.astype(xp.arange(k, device=device)[None, :] == index[:, None], output.dtype)
+        relevance = onehot if self.normalize_output_relevance else onehot * flat
+        return xp.reshape(relevance, output.shape), selection
+
+    @staticmethod
+    def _selection_list(output_selection, n: int, k: int) -> list[int]:
+        if isinstance(output_selection, int) and not isinstance(output_selection, bool):
+            selection = [output_selection] * n
+        else:
+            try:
+                selection = [int(i) for i in (output_selection.tolist() if hasattr(output_selection, "tolist")
+                                              else output_selection)]
+            except TypeError:
+                raise TypeError(f"output_selection must be an int or one int per sample, got {output_selection!r}")
+            if len(selection) != n:
+                raise ValueError(f"output_selection has {len(selection)} entries for a batch of {n}")
+        bad = [i for i in selection if not 0 <= i < k]
+        if bad:
+            raise ValueError(f"output_selection {bad[0]} is out of range: the model has {k} outputs (0..{k - 1})")
+        return selection
+
+    def _backward(self, prepared, values, shapes, records, relevance, keep_all):
+        nodes = self.model.nodes
+        relevances = [None] * (len(nodes) + 1)
+        relevances[-1] = relevance
+        for i in range(len(nodes) - 1, -1, -1):
+            node = nodes[i]
+            r = relevances[i + 1]
+            if r is None:
+                continue
+            inputs = tuple(values[j] for j in node.inputs)
+            r_inputs = _step(self.rules[i], prepared.layers[i], prepared.modified[i], inputs,
+                             [shapes[j] for j in node.inputs], r, records[i], self._inputs_nonnegative[i])
+            for j, r_j in zip(node.inputs, r_inputs):
+                relevances[j] = r_j if relevances[j] is None else relevances[j] + r_j
+            records[i] = None
+            values[i + 1] = None
+            if not keep_all:
+                relevances[i + 1] = None
+        return relevances
+
+    # -- display -------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        graph = self.model
+        chain = graph.is_chain
+        width = len(str(len(graph) - 1))
+        labels = []
+        for node in graph.nodes:
+            name = f"{node.name}: " if node.name else ""
+            wiring = "" if chain else "  <- " + ", ".join("input" if j == 0 else str(j - 1) for j in node.inputs)
+            labels.append(f"{name}{node.layer.describe()}{wiring}")
+        column = max(len(label) for label in labels)
+        lines = ["LRP("]
+        for i, (label, rule) in enumerate(zip(labels, self.rules)):
+            lines.append(f"  {i:>{width}}  {label:<{column}}  => {rule!r}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def analyze(x, analyzer: LRP, output_selection=None, **options) -> Explanation:
+    """``analyzer(x, output_selection, **options)``."""
+    return analyzer(x, output_selection, **options)

@@ -1,0 +1,165 @@
+"""Model preparation: canonize, strip the output softmax, check that LRP can explain the model.
+
+Every function returns a new graph; the model passed in is never modified.
+"""
+
+from __future__ import annotations
+
+from .arrays import namespace_of, to_namespace
+from .errors import ModelCheckError
+from .graph import Graph, Node
+from .layers import (ActivationLayer, BatchNorm, Conv, ConvTranspose, Dense, LinearizableLayer,
+                     PassThroughLayer, Softmax, WeightedLayer)
+from .readers import as_graph
+
+__all__ = ["canonize", "strip_softmax", "check_model"]
+
+
+def _rewrite(graph: Graph, decide) -> Graph:
+    """Rebuild ``graph`` node by node. ``decide(i, node, new_nodes, value_map, consumers)``
+    returns ``("keep", layer)``, ``("drop", None)`` (the node's output becomes its input) or
+    ``("fuse", layer)`` (the producer's new node takes ``layer``; the output becomes the
+    producer's)."""
+    consumers = graph.consumers()
+    value_map = {0: 0}
+    new_nodes: list[Node] = []
+    for i, node in enumerate(graph.nodes):
+        action, layer = decide(i, node, consumers)
+        if action == "drop":
+            value_map[i + 1] = value_map[node.inputs[0]]
+        elif action == "fuse":
+            producer_value = value_map[node.inputs[0]]
+            old = new_nodes[producer_value - 1]
+            new_nodes[producer_value - 1] = Node(layer, old.inputs, old.name)
+            value_map[i + 1] = producer_value
+        else:
+            new_nodes.append(Node(layer, tuple(value_map[j] for j in node.inputs), node.name))
+            value_map[i + 1] = len(new_nodes)
+    output = value_map[len(graph.nodes)]
+    if output == 0:  # everything was a no-op: keep the graph as it is
+        return graph
+    return Graph.from_nodes(new_nodes[:output])
+
+
+def _producer(graph: Graph, node: Node, consumers):
+    """The node feeding ``node`` alone, or ``None``."""
+    if len(node.inputs) != 1 or node.inputs[0] == 0 or len(consumers[node.inputs[0]]) != 1:
+        return None
+    return graph.nodes[node.inputs[0] - 1]
+
+
+def _remove_noops(graph: Graph) -> Graph:
+    def decide(i, node, consumers):
+        noop = getattr(node.layer, "is_noop", False)
+        return ("drop", None) if noop else ("keep", node.layer)
+
+    return _rewrite(graph, decide)
+
+
+def _fuse_pairs(graph: Graph, fuse) -> Graph:
+    """Fuse each node into its sole producer where ``fuse(producer_layer, layer)`` gives a layer."""
+    fused_layers: dict[int, object] = {}  # producer index -> its current layer
+
+    def decide(i, node, consumers):
+        producer = _producer(graph, node, consumers)
+        if producer is not None:
+            p = node.inputs[0] - 1
+            merged = fuse(fused_layers.get(p, producer.layer), node.layer)
+            if merged is not None:
+                fused_layers[i] = merged
+                return ("fuse", merged)
+        return ("keep", node.layer)
+
+    return _rewrite(graph, decide)
+
+
+def fuse_batchnorm(linear, norm):
+    """``linear`` followed by BatchNorm ``norm`` as one layer, epsilon included:
+    ``scale = γ / sqrt(var + eps)``, ``W' = scale·W``, ``b' = scale·(b − mean) + β``.
+    Returns ``None`` when the pair cannot be fused."""
+    if not isinstance(norm, BatchNorm) or not isinstance(linear, (Dense, Conv, ConvTranspose)):
+        return None
+    if linear.activation is not None:
+        return None
+    w = linear.weight
+    xp = namespace_of(w)
+    scale, shift = norm.convert(lambda p: to_namespace(p, xp, _device(w), w.dtype)).scale_and_shift()
+    out_channels = w.shape[1] * linear.groups if isinstance(linear, ConvTranspose) else w.shape[0]
+    if scale.shape[0] != out_channels:
+        return None
+    if isinstance(linear, ConvTranspose):
+        groups = linear.groups
+        grouped = xp.reshape(w, (groups, w.shape[0] // groups, w.shape[1], *w.shape[2:]))
+        s = xp.reshape(scale, (groups, 1, w.shape[1]) + (1,) * (len(w.shape) - 2))
+        weight = xp.reshape(grouped * s, w.shape)
+    else:
+        weight = w * xp.reshape(scale, (-1,) + (1,) * (len(w.shape) - 1))
+    bias = shift if linear.bias is None else scale * linear.bias + shift
+    return linear.replace(weight=weight, bias=bias)
+
+
+def fuse_activation(linear, activation):
+    """A Dense/Conv/ConvTranspose without activation followed by an elementwise activation."""
+    if not isinstance(linear, WeightedLayer) or linear.activation is not None:
+        return None
+    if not isinstance(activation, ActivationLayer) or isinstance(activation, Softmax):
+        return None
+    return linear.replace(activation=activation)
+
+
+def canonize(model) -> Graph:
+    """The model in the form the rules expect, as a new graph:
+
+    1. no-op layers removed (Identity, Dropout, a Reshape to the shape it already has), so
+       "the first layer" is the first layer that does something;
+    2. each BatchNorm that directly follows a Dense/Conv/ConvTranspose (and is its only reader)
+       fused into it, epsilon included;
+    3. each elementwise activation that directly follows a Dense/Conv/ConvTranspose (and is its
+       only reader) fused into that layer's ``activation``, as in Flux.
+    """
+    graph = _remove_noops(as_graph(model))
+    graph = _fuse_pairs(graph, fuse_batchnorm)
+    return _fuse_pairs(graph, fuse_activation)
+
+
+def strip_softmax(model) -> Graph:
+    """The model without a softmax on its output (a Softmax layer, or a softmax activation of
+    the last layer); unchanged if there is none."""
+    graph = as_graph(model)
+    last = graph.nodes[-1]
+    if isinstance(last.layer, Softmax):
+        if len(graph) == 1:
+            raise ModelCheckError("the model is only a Softmax; there is nothing to explain")
+        return Graph.from_nodes(graph.nodes[: last.inputs[0]])
+    if isinstance(getattr(last.layer, "activation", None), Softmax):
+        return graph.with_layers(list(graph)[:-1] + [last.layer.replace(activation=None)])
+    return graph
+
+
+def check_model(model) -> bool:
+    """``True`` if LRP can explain every layer; otherwise a :class:`ModelCheckError` whose
+    message names each unsupported layer or activation and where it is."""
+    graph = as_graph(model)
+    problems = []
+    last = len(graph) - 1
+    for i, node in enumerate(graph.nodes):
+        layer = node.layer
+        softmax = isinstance(layer, Softmax) or isinstance(getattr(layer, "activation", None), Softmax)
+        if softmax and i == last:
+            problems.append(f"{graph.label(i)}: a softmax on the output; explain the logits instead: "
+                            "model = lrp.strip_softmax(model)")
+        elif softmax:
+            problems.append(f"{graph.label(i)}: a softmax inside the model is not supported by LRP")
+        elif not isinstance(layer, (LinearizableLayer, PassThroughLayer)):
+            problems.append(f"{graph.label(i)}: {type(layer).__name__} is not a supported layer type")
+    if problems:
+        raise ModelCheckError("LRP cannot explain this model as it is:\n" +
+                              "\n".join(f"  - {p}" for p in problems) +
+                              "\n(lrp.LRP(..., skip_checks=True) skips this check)")
+    return True
+
+
+def _device(x):
+    import array_api_compat
+
+    return array_api_compat.device(x)

@@ -1,0 +1,21 @@
+"""The errors lrp-core raises on purpose. All subclass :class:`LRPError`."""
+
+from __future__ import annotations
+
+__all__ = ["LRPError", "LRPCompatibilityError", "ModelCheckError", "UnsupportedOperatorError"]
+
+
+class LRPError(Exception):
+    """Base class of every error lrp-core raises on purpose."""
+
+
+class LRPCompatibilityError(LRPError, TypeError):
+    """A rule was assigned to a layer it cannot be applied to (raised when the analyzer is built)."""
+
+
+class ModelCheckError(LRPError, ValueError):
+    """The model holds a layer or an activation that LRP cannot explain; the message names each."""
+
+
+class UnsupportedOperatorError(LRPError, NotImplementedError):
+    """An ONNX node or a traced torch call has no translation; the message names the node."""

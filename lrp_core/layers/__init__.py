@@ -1,0 +1,23 @@
+"""The layers of an lrp-core graph (argument names and weight layouts as in ``torch.nn``)."""
+
+from .activations import (ELU, GELU, SiLU, Activation, ActivationLayer, LeakyReLU, ReLU, ReLU6,
+                          Sigmoid, Softmax, Tanh, as_activation)
+from .base import Layer, LinearizableLayer, PassThroughLayer, Symbol
+from .linear import Conv, ConvLayer, ConvTranspose, Dense, WeightedLayer
+from .merging import Add
+from .normalization import BatchNorm, LayerNorm, NormalizationLayer
+from .pooling import (AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, GlobalAvgPool, GlobalMaxPool,
+                      MaxPool, PoolingLayer)
+from .reshaping import Concat, Dropout, DropoutLayer, Flatten, Identity, Reshape, ReshapingLayer
+
+__all__ = [
+    "Layer", "LinearizableLayer", "PassThroughLayer", "Symbol", "WeightedLayer",
+    "ConvLayer", "PoolingLayer", "DropoutLayer", "ReshapingLayer", "NormalizationLayer",
+    "ActivationLayer",
+    "Dense", "Conv", "ConvTranspose",
+    "MaxPool", "AvgPool", "AdaptiveAvgPool", "AdaptiveMaxPool", "GlobalAvgPool", "GlobalMaxPool",
+    "Flatten", "Reshape", "Dropout", "Identity", "Concat", "Add",
+    "BatchNorm", "LayerNorm",
+    "ReLU", "LeakyReLU", "ReLU6", "GELU", "SiLU", "ELU", "Tanh", "Sigmoid", "Softmax",
+    "Activation", "as_activation",
+]

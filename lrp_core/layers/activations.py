@@ -1,0 +1,186 @@
+"""Elementwise activations (and Softmax). Standing on their own they pass relevance through.
+
+Dense, Conv and ConvTranspose carry an ``activation`` (as Flux's layers do); ``canonize`` fuses
+an activation layer that directly follows one of them into it. ``as_activation`` accepts an
+activation layer, ``lrp.relu`` (the helper function) or ``None`` for the identity.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..arrays import namespace_of, relu
+from .base import PassThroughLayer
+
+__all__ = [
+    "ActivationLayer",
+    "ReLU",
+    "LeakyReLU",
+    "ReLU6",
+    "GELU",
+    "SiLU",
+    "ELU",
+    "Tanh",
+    "Sigmoid",
+    "Softmax",
+    "Activation",
+    "as_activation",
+]
+
+
+class ActivationLayer(PassThroughLayer):
+    """Base class of elementwise activations: relevance passes through unchanged."""
+
+    nonnegative = False  # whether the output is >= 0 for every input
+
+    def output_nonnegative(self, inputs_nonnegative):
+        return self.nonnegative or (self.preserves_nonnegative and all(inputs_nonnegative))
+
+    preserves_nonnegative = True  # x >= 0 implies f(x) >= 0
+
+
+class ReLU(ActivationLayer):
+    """``max(x, 0)``."""
+
+    nonnegative = True
+
+    def forward(self, x):
+        return relu(x)
+
+
+class LeakyReLU(ActivationLayer):
+    """``x`` for ``x > 0``, else ``negative_slope * x``."""
+
+    def __init__(self, negative_slope: float = 0.01):
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x):
+        xp = namespace_of(x)
+        return xp.where(x > 0, x, x * self.negative_slope)
+
+    def describe(self):
+        return f"LeakyReLU({self.negative_slope:g})"
+
+
+class ReLU6(ActivationLayer):
+    """``min(max(x, 0), 6)``."""
+
+    nonnegative = True
+
+    def forward(self, x):
+        xp = namespace_of(x)
+        return xp.clip(x, 0.0, 6.0)
+
+
+class GELU(ActivationLayer):
+    """``x * Φ(x)``; ``approximate="tanh"`` uses the tanh approximation, as torch does."""
+
+    preserves_nonnegative = True
+
+    def __init__(self, approximate: str = "none"):
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        xp = namespace_of(x)
+        if self.approximate == "tanh":
+            inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)
+            return 0.5 * x * (1.0 + xp.tanh(inner))
+        from ..kernels import get_kernels, special
+
+        erf = getattr(get_kernels(xp), "erf", special.erf)  # a backend's native erf, if it has one
+        return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+
+
+class SiLU(ActivationLayer):
+    """``x * sigmoid(x)``."""
+
+    def forward(self, x):
+        xp = namespace_of(x)
+        return x / (1.0 + xp.exp(-x))
+
+
+class ELU(ActivationLayer):
+    """``x`` for ``x > 0``, else ``alpha * (exp(x) - 1)``."""
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = float(alpha)
+
+    def forward(self, x):
+        xp = namespace_of(x)
+        return xp.where(x > 0, x, self.alpha * xp.expm1(xp.where(x > 0, xp.zeros_like(x), x)))
+
+    def describe(self):
+        return f"ELU({self.alpha:g})"
+
+
+class Tanh(ActivationLayer):
+    """``tanh(x)``."""
+
+    def forward(self, x):
+        return namespace_of(x).tanh(x)
+
+
+class Sigmoid(ActivationLayer):
+    """``1 / (1 + exp(-x))``."""
+
+    nonnegative = True
+
+    def forward(self, x):
+        xp = namespace_of(x)
+        return 1.0 / (1.0 + xp.exp(-x))
+
+
+class Softmax(ActivationLayer):
+    """Softmax over ``dim``. Not elementwise: on the output it must be stripped
+    (:func:`lrp_core.strip_softmax`); elsewhere the model check reports it."""
+
+    nonnegative = True
+
+    def __init__(self, dim: int = -1):
+        self.dim = int(dim)
+
+    def forward(self, x):
+        xp = namespace_of(x)
+        shifted = x - xp.max(x, axis=self.dim, keepdims=True)
+        e = xp.exp(shifted)
+        return e / xp.sum(e, axis=self.dim, keepdims=True)
+
+    def describe(self):
+        return f"Softmax(dim={self.dim})"
+
+
+class Activation(ActivationLayer):
+    """Any elementwise function ``fn`` written with array-API calls, under a ``name``."""
+
+    preserves_nonnegative = False
+
+    def __init__(self, fn, name: str | None = None):
+        if not callable(fn):
+            raise TypeError(f"an activation must be callable, got {fn!r}")
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "activation")
+
+    def forward(self, x):
+        return self.fn(x)
+
+    def describe(self):
+        return f"Activation({self.name})"
+
+
+_KNOWN_FUNCTIONS = {relu: ReLU}
+
+
+def as_activation(activation):
+    """Normalise an ``activation=`` argument to an activation layer (``None``: identity)."""
+    if activation is None or isinstance(activation, ActivationLayer):
+        return activation
+    if isinstance(activation, type) and issubclass(activation, ActivationLayer):
+        return activation()
+    known = _KNOWN_FUNCTIONS.get(activation)
+    if known is not None:
+        return known()
+    if callable(activation):
+        return Activation(activation)
+    raise TypeError(f"activation must be an activation layer or a function, got {activation!r}")

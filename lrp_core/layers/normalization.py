@@ -1,0 +1,110 @@
+"""BatchNorm and LayerNorm.
+
+BatchNorm at inference is an affine map per channel (axis 1):
+``y = scale ⊙ x + shift`` with ``scale = γ / sqrt(var + eps)`` and ``shift = β − mean ⊙ scale``;
+:func:`lrp_core.canonize` fuses it into a preceding Dense or Conv, epsilon included.
+"""
+
+from __future__ import annotations
+
+
+from ..arrays import namespace_of
+from .base import LinearizableLayer
+
+__all__ = ["NormalizationLayer", "BatchNorm", "LayerNorm"]
+
+
+class NormalizationLayer(LinearizableLayer):
+    """Group of normalisation layers (BatchNorm, LayerNorm), usable as a composite key."""
+
+
+class BatchNorm(NormalizationLayer):
+    """Batch normalisation at inference over axis 1 (torch's argument names).
+
+    ``weight`` (γ) and ``bias`` (β) may be ``None`` (``affine=False``).
+    """
+
+    _arrays = ("weight", "bias", "running_mean", "running_var")
+
+    def __init__(self, weight, bias, running_mean, running_var, eps: float = 1e-5):
+        self.weight = weight
+        self.bias = bias
+        self.running_mean = running_mean
+        self.running_var = running_var
+        self.eps = float(eps)
+
+    def scale_and_shift(self):
+        """``(scale, shift)`` of the equivalent affine map, as 1-d arrays over channels."""
+        xp = namespace_of(self.running_var)
+        scale = 1.0 / xp.sqrt(self.running_var + self.eps)
+        if self.weight is not None:
+            scale = self.weight * scale
+        shift = -self.running_mean * scale
+        if self.bias is not None:
+            shift = shift + self.bias
+        return scale, shift
+
+    def linearize(self, x):
+        xp = namespace_of(x)
+        scale, shift = self.scale_and_shift()
+        shape = (1, -1) + (1,) * (len(x.shape) - 2)
+        scale, shift = xp.reshape(scale, shape), xp.reshape(shift, shape)
+        return x * scale + shift, lambda s: (s * scale,)
+
+    def describe(self):
+        return f"BatchNorm({self.running_mean.shape[0]})"
+
+
+class LayerNorm(NormalizationLayer):
+    """Layer normalisation over the last ``len(normalized_shape)`` axes (torch semantics):
+    ``y = (x − μ) / sqrt(σ² + eps) ⊙ γ + β``.
+
+    Its linearisation is the exact Jacobian (what the generic rule, e.g. ``ZeroRule``, uses);
+    :class:`~lrp_core.LayerNormRule` implements the LN-rule of Ali et al. (2022) instead.
+    """
+
+    _arrays = ("weight", "bias")
+
+    def __init__(self, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
+        if isinstance(normalized_shape, int):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(int(s) for s in normalized_shape)
+        self.weight = weight
+        self.bias = bias
+        self.eps = float(eps)
+
+    def axes(self, x) -> tuple[int, ...]:
+        ndim, k = len(x.shape), len(self.normalized_shape)
+        if tuple(x.shape[ndim - k:]) != self.normalized_shape:
+            raise ValueError(f"LayerNorm{self.normalized_shape} got input of shape {tuple(x.shape)}")
+        return tuple(range(ndim - k, ndim))
+
+    def normalize(self, x):
+        """``(x̂, σ)`` with ``x̂ = (x − μ)/σ`` and ``σ = sqrt(var + eps)`` over the normalised axes."""
+        xp = namespace_of(x)
+        axes = self.axes(x)
+        centered = x - xp.mean(x, axis=axes, keepdims=True)
+        sigma = xp.sqrt(xp.mean(centered * centered, axis=axes, keepdims=True) + self.eps)
+        return centered / sigma, sigma
+
+    def affine(self, x_hat):
+        y = x_hat if self.weight is None else x_hat * self.weight
+        return y if self.bias is None else y + self.bias
+
+    def linearize(self, x):
+        xp = namespace_of(x)
+        axes = self.axes(x)
+        x_hat, sigma = self.normalize(x)
+
+        def pullback(s):
+            g = s if self.weight is None else s * self.weight
+            mean_g = xp.mean(g, axis=axes, keepdims=True)
+            mean_gx = xp.mean(g * x_hat, axis=axes, keepdims=True)
+            return ((g - mean_g - x_hat * mean_gx) / sigma,)
+
+        return self.affine(x_hat), pullback
+
+    def describe(self):
+        return f"LayerNorm({', '.join(map(str, self.normalized_shape))})"
+
+

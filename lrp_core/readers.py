@@ -1,0 +1,52 @@
+"""Turning whatever the user passes as a model into an lrp-core :class:`~lrp_core.Graph`.
+
+Model readers live in ``backends/`` and are imported lazily, by name, only when a model of
+their framework arrives: importing :mod:`lrp_core` imports neither torch nor onnx.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+from .graph import Chain, Graph
+from .layers import Layer
+
+__all__ = ["as_graph", "from_torch", "from_onnx"]
+
+
+def _reader(module: str, extra: str):
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImportError(f"reading this model needs {error.name or module}: "
+                          f"pip install 'lrp-core[{extra}]'") from error
+
+
+def from_torch(module, **options) -> Graph:
+    """The graph of a ``torch.nn.Module`` (traced with torch.fx; the module is not modified)."""
+    return _reader("backends.torch_reader", "torch").from_torch(module, **options)
+
+
+def from_onnx(path_or_model, **options) -> Graph:
+    """The graph of an ONNX model (a path or an ``onnx.ModelProto``), read without running it."""
+    return _reader("backends.onnx_reader", "onnx").from_onnx(path_or_model, **options)
+
+
+def as_graph(model) -> Graph:
+    """``model`` as a graph: a graph, a layer, a torch module, an ONNX model or a path."""
+    if isinstance(model, Graph):
+        return model
+    if isinstance(model, Layer):
+        return Chain(model)
+    if isinstance(model, (str, os.PathLike)):
+        return from_onnx(model)
+    root = type(model).__module__.split(".")[0]
+    if root == "torch":
+        return from_torch(model)
+    if root == "onnx":
+        return from_onnx(model)
+    if any(c.__module__.split(".")[0] == "torch" for c in type(model).__mro__):
+        return from_torch(model)
+    raise TypeError(f"cannot explain a {type(model).__name__}: pass an lrp_core graph (lrp.Chain(...)), "
+                    "a torch.nn.Module, an onnx.ModelProto or a path to a .onnx file")

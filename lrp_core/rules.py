@@ -1,0 +1,472 @@
+"""LRP rules: small value objects whose methods are hooks (as in RelevancePropagation.jl).
+
+The generic rule, used by every rule that does not override :meth:`LRPRule.propagate`, maps the
+relevance ``R`` of a layer's output to its input ``a``::
+
+    ã = modify_input(a)
+    L̃ = modify_layer(layer)         # weight and bias through the hooks, activation removed
+    z = L̃(ã)                        # the pre-activation
+    s = R / modify_denominator(z)
+    c = L̃'s linear map transposed, applied to s   (the vector-Jacobian product)
+    R_in = ã ⊙ c
+
+A custom rule overrides one or two hooks::
+
+    class MyGammaRule(lrp.LRPRule):
+        def modify_parameters(self, param):
+            return param + 0.25 * lrp.relu(param)
+
+Hooks must be pure (never mutate the layer) and must not promote the dtype; a parameter hook
+that does is cast back to the parameter's dtype.
+
+References: G. Montavon et al., *Layer-Wise Relevance Propagation: An Overview* (2019);
+S. Bach et al., *On Pixel-Wise Explanations for Non-Linear Classifier Decisions by Layer-Wise
+Relevance Propagation* (2015); A. Hedström, RelevancePropagation.jl (Julia-XAI).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .arrays import keep_negative, keep_positive, namespace_of, relu, stabilize_denom, to_namespace
+from .layers import LayerNorm, LinearizableLayer, WeightedLayer
+
+__all__ = [
+    "LRPRule",
+    "ZeroRule",
+    "EpsilonRule",
+    "GammaRule",
+    "WSquareRule",
+    "FlatRule",
+    "PassRule",
+    "ZBoxRule",
+    "ZPlusRule",
+    "AlphaBetaRule",
+    "GeneralizedGammaRule",
+    "LayerNormRule",
+]
+
+DEFAULT_STABILIZER = 1e-9
+
+
+class LRPRule:
+    """Base class of the rules; the defaults make it the LRP-0 rule.
+
+    Hooks: :meth:`modify_input`, :meth:`modify_parameters`, :meth:`modify_weight`,
+    :meth:`modify_bias`, :meth:`modify_denominator`, :meth:`is_compatible`,
+    :meth:`modify_layer`; a rule outside the generic scheme overrides :meth:`propagate`.
+    """
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def modify_input(self, x):
+        """``ã``: the input the modified layer sees. Default: ``x``."""
+        return x
+
+    def modify_parameters(self, param):
+        """Applied to weight and bias unless :meth:`modify_weight`/:meth:`modify_bias` are
+        overridden. Default: ``param``."""
+        return param
+
+    def modify_weight(self, weight):
+        """Default: :meth:`modify_parameters`."""
+        return self.modify_parameters(weight)
+
+    def modify_bias(self, bias):
+        """Default: :meth:`modify_parameters`."""
+        return self.modify_parameters(bias)
+
+    def modify_denominator(self, d):
+        """Default: ``stabilize_denom(d, 1e-9)``."""
+        return stabilize_denom(d, DEFAULT_STABILIZER)
+
+    def is_compatible(self, layer) -> bool:
+        """Whether the rule applies to ``layer``. Default: the layer has a weight and a bias."""
+        return isinstance(layer, LinearizableLayer) and getattr(layer, "weight", None) is not None \
+            and hasattr(layer, "bias")
+
+    def modify_layer(self, layer):
+        """The modified layer ``L̃``, built once per namespace/device/dtype.
+
+        Default: weight and bias through :meth:`modify_weight` and :meth:`modify_bias`, activation
+        removed; ``None`` ("use the layer as it is") when the rule overrides no parameter hook,
+        which saves the memory of a copy. Overriding it bypasses the parameter hooks.
+        """
+        if not self._modifies_parameters():
+            return None
+        changes = {"weight": _same_dtype(self.modify_weight(layer.weight), layer.weight)}
+        if getattr(layer, "bias", None) is not None:
+            changes["bias"] = _same_dtype(self.modify_bias(layer.bias), layer.bias)
+        if getattr(layer, "activation", None) is not None:
+            changes["activation"] = None
+        return layer.replace(**changes)
+
+    # -- the step ------------------------------------------------------------------------------
+    def propagate(self, layer, modified_layer, inputs, relevance, *, forward=None, nonnegative=False):
+        """Relevance of each input (a tuple) given the output relevance: the generic rule.
+
+        ``forward`` is ``(z, pullback)`` from the forward pass when the analyzer could reuse it
+        (the rule changes neither input nor layer); ``nonnegative`` says the inputs are >= 0.
+        """
+        modified_inputs = tuple(self.modify_input(a) for a in inputs)
+        target = layer if modified_layer is None else modified_layer
+        z, pullback = forward if forward is not None else target.linearize(*modified_inputs)
+        s = relevance / self.modify_denominator(z)
+        return tuple(a * c for a, c in zip(modified_inputs, pullback(s)))
+
+    # -- introspection -------------------------------------------------------------------------
+    def _modifies_parameters(self) -> bool:
+        cls = type(self)
+        return any(getattr(cls, hook) is not getattr(LRPRule, hook)
+                   for hook in ("modify_parameters", "modify_weight", "modify_bias"))
+
+    def reuses_forward(self) -> bool:
+        """Whether the forward pass's ``(z, pullback)`` equals this rule's: the generic step with
+        unmodified input and layer (``ZeroRule``, ``EpsilonRule``)."""
+        cls = type(self)
+        return (cls.propagate is LRPRule.propagate and cls.modify_input is LRPRule.modify_input
+                and cls.modify_layer is LRPRule.modify_layer and not self._modifies_parameters())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _same_dtype(new, old):
+    if new is None or old is None or new.dtype == old.dtype:
+        return new
+    return namespace_of(new).astype(new, old.dtype)
+
+
+def _accepts_any_layer(layer) -> bool:
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, repr=False)
+class ZeroRule(LRPRule):
+    r"""LRP-0: ``R_j = Σ_i a_j W_ij / (Σ_l a_l W_il + b_i) · R_i``.
+
+    Applies to every layer (pass-through layers route relevance unchanged).
+    Reference: S. Bach et al., PLOS ONE 10(7), 2015.
+    """
+
+    def is_compatible(self, layer):
+        return _accepts_any_layer(layer)
+
+
+@dataclass(frozen=True)
+class EpsilonRule(LRPRule):
+    r"""LRP-ε: ``R_j = Σ_i a_j W_ij / (ε·sign(z_i) + z_i) · R_i`` with ``z_i = Σ_l a_l W_il + b_i``.
+
+    Applies to every layer. Reference: S. Bach et al., PLOS ONE 10(7), 2015.
+    """
+
+    epsilon: float = 1e-6
+
+    def modify_denominator(self, d):
+        return stabilize_denom(d, self.epsilon)
+
+    def is_compatible(self, layer):
+        return _accepts_any_layer(layer)
+
+
+@dataclass(frozen=True)
+class GammaRule(LRPRule):
+    r"""LRP-γ: ``R_j = Σ_i a_j (W_ij + γW_ij⁺) / Σ_l a_l (W_il + γW_il⁺) + (b_i + γb_i⁺) · R_i``.
+
+    Reference: G. Montavon et al., *Layer-Wise Relevance Propagation: An Overview*, 2019.
+    """
+
+    gamma: float = 0.25
+
+    def modify_parameters(self, param):
+        return param + self.gamma * relu(param)
+
+
+@dataclass(frozen=True, repr=False)
+class WSquareRule(LRPRule):
+    r"""LRP-w²: ``R_j = Σ_i W_ij² / Σ_l W_il² · R_i`` (input → ones, weight → W², bias → 0).
+
+    Reference: G. Montavon et al., *Explaining NonLinear Classification Decisions with Deep
+    Taylor Decomposition*, Pattern Recognition 65, 2017.
+    """
+
+    def modify_input(self, x):
+        return namespace_of(x).ones_like(x)
+
+    def modify_weight(self, weight):
+        return weight * weight
+
+    def modify_bias(self, bias):
+        return namespace_of(bias).zeros_like(bias)
+
+
+@dataclass(frozen=True, repr=False)
+class FlatRule(LRPRule):
+    r"""LRP-flat: ``R_j = Σ_i 1 / Σ_l 1 · R_i`` (input → ones, weight → ones, bias → 0).
+
+    On a padded convolution only in-bounds taps count in ``Σ_l 1``. Reference: S. Lapuschkin
+    et al., *Unmasking Clever Hans Predictors*, Nature Communications 10, 2019.
+    """
+
+    def modify_input(self, x):
+        return namespace_of(x).ones_like(x)
+
+    def modify_weight(self, weight):
+        return namespace_of(weight).ones_like(weight)
+
+    def modify_bias(self, bias):
+        return namespace_of(bias).zeros_like(bias)
+
+
+@dataclass(frozen=True, repr=False)
+class PassRule(LRPRule):
+    r"""Pass-rule: ``R_in = R`` (reshaped to the input's shape; their sizes must agree).
+
+    Applies to any layer with one input. Reference: RelevancePropagation.jl.
+    """
+
+    def is_compatible(self, layer):
+        return layer.n_inputs == 1
+
+    def propagate(self, layer, modified_layer, inputs, relevance, *, forward=None, nonnegative=False):
+        (a,) = inputs
+        if tuple(a.shape) != tuple(relevance.shape):
+            if _size(a.shape) != _size(relevance.shape):
+                raise ValueError(f"PassRule on {layer.describe()}: the input shape {tuple(a.shape)} and "
+                                 f"the output shape {tuple(relevance.shape)} differ in size")
+            relevance = namespace_of(relevance).reshape(relevance, a.shape)
+        return (relevance,)
+
+
+def _size(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
+@dataclass(frozen=True, eq=False)
+class ZBoxRule(LRPRule):
+    r"""LRP-zᴮ for inputs bounded by ``low <= x <= high`` (scalars or arrays of the input's
+    shape, with or without the batch axis), on the pre-activation:
+
+    ``R_j = Σ_i (a_j W_ij − l_j W_ij⁺ − h_j W_ij⁻) / Σ_l (a_l W_il − l_l W_il⁺ − h_l W_il⁻) · R_i``
+
+    i.e. ``s = R / stab(z − z_l − z_h)`` with ``z_l = W⁺l + b⁺``, ``z_h = W⁻h + b⁻``, and
+    ``R_in = a⊙Wᵀs − l⊙W⁺ᵀs − h⊙W⁻ᵀs``. Reference: G. Montavon et al., *Explaining NonLinear
+    Classification Decisions with Deep Taylor Decomposition*, Pattern Recognition 65, 2017.
+    """
+
+    low: object = 0.0
+    high: object = 1.0
+
+    def modify_layer(self, layer):
+        xp = namespace_of(layer.weight)
+        device, dtype = _device(layer.weight), layer.weight.dtype
+
+        def bound(value):
+            if isinstance(value, (int, float)):
+                return float(value)
+            return to_namespace(value, xp, device, dtype)
+
+        return (_split_layer(layer, keep_positive, keep_positive), _split_layer(layer, keep_negative, keep_negative),
+                bound(self.low), bound(self.high), layer.replace(activation=None))
+
+    def propagate(self, layer, modified_layer, inputs, relevance, *, forward=None, nonnegative=False):
+        (a,) = inputs
+        positive, negative, low, high, plain = modified_layer
+        xp = namespace_of(a)
+        low = _broadcast_bound(xp, low, a)
+        high = _broadcast_bound(xp, high, a)
+        z, back = plain.linearize(a)
+        z_low, back_low = positive.linearize(low)
+        z_high, back_high = negative.linearize(high)
+        s = relevance / self.modify_denominator(z - z_low - z_high)
+        return (a * back(s)[0] - low * back_low(s)[0] - high * back_high(s)[0],)
+
+    def __repr__(self):
+        return f"ZBoxRule(low={_short(self.low)}, high={_short(self.high)})"
+
+
+def _short(value) -> str:
+    return repr(value) if isinstance(value, (int, float)) else f"array{tuple(value.shape)}"
+
+
+def _broadcast_bound(xp, bound, a):
+    if isinstance(bound, float):
+        return xp.full(a.shape, bound, dtype=a.dtype, device=_device(a))
+    return xp.broadcast_to(bound, a.shape)
+
+
+def _device(x):
+    import array_api_compat
+
+    return array_api_compat.device(x)
+
+
+def _split_layer(layer, weight_part, bias_part, *, bias=True):
+    """``layer`` with ``weight_part(W)`` and (if ``bias``) ``bias_part(b)``, no activation."""
+    changes = {"weight": weight_part(layer.weight), "activation": None}
+    changes["bias"] = bias_part(layer.bias) if bias and layer.bias is not None else None
+    return layer.replace(**changes)
+
+
+@dataclass(frozen=True, repr=False)
+class ZPlusRule(LRPRule):
+    r"""LRP-z⁺: ``z = W⁺a⁺ + W⁻a⁻ + b⁺`` and ``R_in = a⁺ ⊙ W⁺ᵀs + a⁻ ⊙ W⁻ᵀs``, ``s = R / stab(z)``.
+
+    Where the input is known to be non-negative (after a ReLU) the ``a⁻`` terms are skipped.
+    Reference: G. Montavon et al., *Explaining NonLinear Classification Decisions with Deep
+    Taylor Decomposition*, Pattern Recognition 65, 2017.
+    """
+
+    def modify_layer(self, layer):
+        return (_split_layer(layer, keep_positive, keep_positive),
+                _split_layer(layer, keep_negative, keep_negative, bias=False))
+
+    def propagate(self, layer, modified_layer, inputs, relevance, *, forward=None, nonnegative=False):
+        (a,) = inputs
+        positive, negative = modified_layer
+        if nonnegative:
+            z, back = positive.linearize(a)
+            return (a * back(relevance / self.modify_denominator(z))[0],)
+        a_pos, a_neg = keep_positive(a), keep_negative(a)
+        z_pos, back_pos = positive.linearize(a_pos)
+        z_neg, back_neg = negative.linearize(a_neg)
+        s = relevance / self.modify_denominator(z_pos + z_neg)
+        return (a_pos * back_pos(s)[0] + a_neg * back_neg(s)[0],)
+
+
+@dataclass(frozen=True)
+class AlphaBetaRule(LRPRule):
+    r"""LRP-αβ: ``R_in = α·R⁺ − β·R⁻`` with α, β >= 0 and α − β = 1, where
+
+    ``z⁺ = W⁺a⁺ + W⁻a⁻ + b⁺``, ``R⁺ = a⁺ ⊙ W⁺ᵀs⁺ + a⁻ ⊙ W⁻ᵀs⁺``, ``s⁺ = R / stab(z⁺)`` and
+    ``z⁻ = W⁺a⁻ + W⁻a⁺ + b⁻``, ``R⁻ = a⁻ ⊙ W⁺ᵀs⁻ + a⁺ ⊙ W⁻ᵀs⁻``, ``s⁻ = R / stab(z⁻)``.
+
+    Reference: S. Bach et al., PLOS ONE 10(7), 2015.
+    """
+
+    alpha: float = 2.0
+    beta: float = 1.0
+
+    def __post_init__(self):
+        if self.alpha < 0 or self.beta < 0:
+            raise ValueError(f"AlphaBetaRule needs alpha >= 0 and beta >= 0, got alpha={self.alpha}, beta={self.beta}")
+        if abs(self.alpha - self.beta - 1.0) > 1e-12:
+            raise ValueError(f"AlphaBetaRule needs alpha - beta = 1 (relevance conservation), "
+                             f"got alpha={self.alpha}, beta={self.beta}")
+
+    def modify_layer(self, layer):
+        # weight part, bias part: W⁺ with b⁺, W⁻ with b⁻, and both without bias
+        return {
+            "pos_b": _split_layer(layer, keep_positive, keep_positive),
+            "neg_b": _split_layer(layer, keep_negative, keep_negative),
+            "pos": _split_layer(layer, keep_positive, keep_positive, bias=False),
+            "neg": _split_layer(layer, keep_negative, keep_negative, bias=False),
+        }
+
+    def _part(self, relevance, a_pos, a_neg, with_bias, other, nonnegative):
+        """``(a⁺ ⊙ with_biasᵀs + a⁻ ⊙ otherᵀs)`` for ``z = with_bias(a⁺) + other(a⁻)``."""
+        z, back = with_bias.linearize(a_pos)
+        if nonnegative:
+            s = relevance / self.modify_denominator(z)
+            return a_pos * back(s)[0]
+        z_other, back_other = other.linearize(a_neg)
+        s = relevance / self.modify_denominator(z + z_other)
+        return a_pos * back(s)[0] + a_neg * back_other(s)[0]
+
+    def propagate(self, layer, modified_layer, inputs, relevance, *, forward=None, nonnegative=False):
+        (a,) = inputs
+        m = modified_layer
+        a_pos, a_neg = (a, None) if nonnegative else (keep_positive(a), keep_negative(a))
+        result = self._part(relevance, a_pos, a_neg, m["pos_b"], m["neg"], nonnegative)
+        if self.alpha != 1.0:
+            result = self.alpha * result
+        if self.beta != 0.0:
+            # z⁻ = W⁻a⁺ + b⁻ + W⁺a⁻
+            result = result - self.beta * self._part(relevance, a_pos, a_neg, m["neg_b"], m["pos"], nonnegative)
+        return (result,)
+
+
+@dataclass(frozen=True)
+class GeneralizedGammaRule(LRPRule):
+    r"""Generalised LRP-γ, for layers whose activation keeps the sign (e.g. leaky ReLU).
+
+    With ``W_γ⁺ = W + γW⁺`` and ``W_γ⁻ = W + γW⁻``, for outputs with ``z > 0``:
+    ``zˡ = W_γ⁺a⁺ + W_γ⁻a⁻ + (b + γb⁺)``, ``sˡ = R·[z > 0] / stab(zˡ)``; for ``z < 0``:
+    ``zʳ = W_γ⁻a⁺ + W_γ⁺a⁻ + (b + γb⁻)``, ``sʳ = R·[z < 0] / stab(zʳ)``; and
+    ``R_in = a⁺ ⊙ (W_γ⁺ᵀsˡ + W_γ⁻ᵀsʳ) + a⁻ ⊙ (W_γ⁻ᵀsˡ + W_γ⁺ᵀsʳ)``, ``z`` the pre-activation.
+
+    Reference: L. Andéol et al., *Learning Domain Invariant Representations by Joint
+    Wasserstein Distance Minimization*, 2021 (equations as in RelevancePropagation.jl).
+    """
+
+    gamma: float = 0.25
+
+    def modify_layer(self, layer):
+        g = self.gamma
+        return {
+            "left": _split_layer(layer, lambda w: w + g * keep_positive(w), lambda b: b + g * keep_positive(b)),
+            "right": _split_layer(layer, lambda w: w + g * keep_negative(w), lambda b: b + g * keep_negative(b)),
+            "left_nobias": _split_layer(layer, lambda w: w + g * keep_positive(w), None, bias=False),
+            "right_nobias": _split_layer(layer, lambda w: w + g * keep_negative(w), None, bias=False),
+            "plain": layer.replace(activation=None),
+        }
+
+    def propagate(self, layer, modified_layer, inputs, relevance, *, forward=None, nonnegative=False):
+        (a,) = inputs
+        m = modified_layer
+        xp = namespace_of(a)
+        zero = xp.zeros_like(relevance)
+        z = m["plain"].preactivation(a)
+        r_left = xp.where(z > 0, relevance, zero)
+        r_right = xp.where(z < 0, relevance, zero)
+        if nonnegative:
+            z_l, back_l = m["left"].linearize(a)
+            z_r, back_r = m["right"].linearize(a)
+            s_l = r_left / self.modify_denominator(z_l)
+            s_r = r_right / self.modify_denominator(z_r)
+            return (a * (back_l(s_l)[0] + back_r(s_r)[0]),)
+        a_pos, a_neg = keep_positive(a), keep_negative(a)
+        # W_γ⁺ applied to a⁺ (with bias b + γb⁺) and to a⁻; W_γ⁻ applied to a⁻ and to a⁺ (bias b + γb⁻)
+        zl_pos, back_gp = m["left"].linearize(a_pos)
+        zl_neg, back_gn = m["right_nobias"].linearize(a_neg)
+        zr_pos, _ = m["right"].linearize(a_pos)
+        zr_neg = m["left_nobias"].preactivation(a_neg)
+        s_l = r_left / self.modify_denominator(zl_pos + zl_neg)
+        s_r = r_right / self.modify_denominator(zr_pos + zr_neg)
+        # pullbacks are linear in s and do not depend on the input: back_gp is W_γ⁺ᵀ, back_gn is W_γ⁻ᵀ
+        return (a_pos * (back_gp(s_l)[0] + back_gn(s_r)[0]) + a_neg * (back_gn(s_l)[0] + back_gp(s_r)[0]),)
+
+
+@dataclass(frozen=True, repr=False)
+class LayerNormRule(LRPRule):
+    r"""LRP-LN for LayerNorm (the standard deviation treated as a constant):
+
+    ``R_i = Σ_j a_i (δ_ij − 1/N) / Σ_l a_l (δ_lj − 1/N) · R̂_j = a_i (t_i − mean(t))``,
+    ``t_j = R̂_j / stab(a_j − μ)``, where ``R̂`` is the relevance at the normalised value after
+    the affine part ``γ ⊙ x̂ + β`` under the generic rule (``R̂ = γx̂ ⊙ R / stab(γx̂ + β)``).
+
+    Reference: A. Ali et al., *XAI for Transformers: Better Explanations through Conservative
+    Propagation*, ICML 2022.
+    """
+
+    def is_compatible(self, layer):
+        return isinstance(layer, LayerNorm)
+
+    def modify_layer(self, layer):
+        return None
+
+    def propagate(self, layer, modified_layer, inputs, relevance, *, forward=None, nonnegative=False):
+        (a,) = inputs
+        xp = namespace_of(a)
+        axes = layer.axes(a)
+        x_hat, _ = layer.normalize(a)
+        r_hat = relevance
+        if layer.weight is not None or layer.bias is not None:
+            scaled = x_hat if layer.weight is None else x_hat * layer.weight
+            r_hat = scaled * relevance / self.modify_denominator(layer.affine(x_hat))
+        centered = a - xp.mean(a, axis=axes, keepdims=True)
+        t = r_hat / self.modify_denominator(centered)
+        return (a * (t - xp.mean(t, axis=axes, keepdims=True)),)
