@@ -10,6 +10,7 @@ one analyzer serves several threads.
 
 from __future__ import annotations
 
+import operator
 import threading
 from dataclasses import dataclass
 
@@ -61,6 +62,7 @@ def propagate(rule: LRPRule, layer: Layer, a, relevance):
     xp = namespace_of(*inputs)
     layer = layer.convert(lambda p: to_namespace(p, xp, array_api_compat.device(inputs[0]), inputs[0].dtype))
     modified = rule.modify_layer(layer) if isinstance(layer, LinearizableLayer) else None
+    relevance = to_namespace(relevance, xp, array_api_compat.device(inputs[0]), inputs[0].dtype)
     result = _step(rule, layer, modified, inputs, [tuple(x.shape) for x in inputs], relevance)
     return result if isinstance(a, (tuple, list)) else result[0]
 
@@ -218,14 +220,17 @@ class LRP:
 
     @staticmethod
     def _selection_list(output_selection, n: int, k: int) -> list[int]:
-        if isinstance(output_selection, int) and not isinstance(output_selection, bool):
-            selection = [output_selection] * n
-        else:
+        if isinstance(output_selection, bool):
+            raise TypeError("output_selection must be an int or one int per sample, got a bool")
+        try:  # an int, a NumPy integer or a 0-d integer array
+            selection = [operator.index(output_selection)] * n
+        except TypeError:
+            items = output_selection.tolist() if hasattr(output_selection, "tolist") else output_selection
             try:
-                selection = [int(i) for i in (output_selection.tolist() if hasattr(output_selection, "tolist")
-                                              else output_selection)]
+                selection = [operator.index(i) for i in items]
             except TypeError:
-                raise TypeError(f"output_selection must be an int or one int per sample, got {output_selection!r}")
+                raise TypeError(f"output_selection must be an int or one int per sample, "
+                                f"got {output_selection!r}") from None
             if len(selection) != n:
                 raise ValueError(f"output_selection has {len(selection)} entries for a batch of {n}")
         bad = [i for i in selection if not 0 <= i < k]

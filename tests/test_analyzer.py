@@ -50,7 +50,8 @@ def test_output_selection_forms(lenet, x):
     (10, ValueError, "out of range"),
     (-1, ValueError, "out of range"),
     ([1, 2], ValueError, "2 entries for a batch of 3"),
-    ("cat", ValueError, "invalid literal|one int per sample"),
+    ("cat", TypeError, "one int per sample"),
+    ([1.7, 2, 3], TypeError, "one int per sample"),
 ])
 def test_bad_output_selection(lenet, x, bad, error, match):
     with pytest.raises(error, match=match):
