@@ -61,8 +61,8 @@ class Reshape(ReshapingLayer):
         return f"Reshape({self.shape})"
 
 
-class DropoutLayer(PassThroughLayer):
-    """Group of dropout layers, usable as a composite key. The identity at inference."""
+class _IdentityMap(PassThroughLayer):
+    """A layer that returns its input (at inference): a no-op that canonize removes."""
 
     is_noop = True
 
@@ -71,6 +71,10 @@ class DropoutLayer(PassThroughLayer):
 
     def output_nonnegative(self, inputs_nonnegative):
         return all(inputs_nonnegative)
+
+
+class DropoutLayer(_IdentityMap):
+    """Group of dropout layers, usable as a composite key. The identity at inference."""
 
 
 class Dropout(DropoutLayer):
@@ -83,16 +87,8 @@ class Dropout(DropoutLayer):
         return f"Dropout({self.p:g})"
 
 
-class Identity(PassThroughLayer):
+class Identity(_IdentityMap):
     """The identity."""
-
-    is_noop = True
-
-    def forward(self, x):
-        return x
-
-    def output_nonnegative(self, inputs_nonnegative):
-        return all(inputs_nonnegative)
 
 
 class Concat(PassThroughLayer):
