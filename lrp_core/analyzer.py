@@ -10,6 +10,7 @@ one analyzer serves several threads.
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import threading
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from .composites import Composite
 from .errors import LRPCompatibilityError
 from .explanation import Explanation
 from .graph import Graph
-from .kernels import namespace_name
+from .kernels import get_kernels, namespace_name
 from .layers import Layer, LinearizableLayer, PassThroughLayer
 from .readers import as_graph
 from .rules import LRPRule, ZeroRule
@@ -45,6 +46,12 @@ def _step(rule, layer, modified, inputs, shapes, relevance, forward=None, nonneg
     return rule.propagate(layer, modified, inputs, relevance, forward=forward, nonnegative=nonnegative)
 
 
+def _compute_context(xp):
+    """The context the passes run in: a backend may provide one (torch: ``inference_mode``)."""
+    factory = getattr(get_kernels(xp), "compute_context", None)
+    return factory() if factory is not None else contextlib.nullcontext()
+
+
 def _compatibility_error(rule, layer, where: str) -> LRPCompatibilityError:
     return LRPCompatibilityError(f"{rule!r} cannot be applied to {where}: "
                                  f"{type(rule).__name__}.is_compatible returned False for {type(layer).__name__}")
@@ -63,7 +70,8 @@ def propagate(rule: LRPRule, layer: Layer, a, relevance):
     layer = layer.convert(lambda p: to_namespace(p, xp, array_api_compat.device(inputs[0]), inputs[0].dtype))
     modified = rule.modify_layer(layer) if isinstance(layer, LinearizableLayer) else None
     relevance = to_namespace(relevance, xp, array_api_compat.device(inputs[0]), inputs[0].dtype)
-    result = _step(rule, layer, modified, inputs, [tuple(x.shape) for x in inputs], relevance)
+    with _compute_context(xp):
+        result = _step(rule, layer, modified, inputs, [tuple(x.shape) for x in inputs], relevance)
     return result if isinstance(a, (tuple, list)) else result[0]
 
 
@@ -165,21 +173,24 @@ class LRP:
         device = array_api_compat.device(x)
         compute_dtype = xp.float32 if xp.finfo(x.dtype).bits < 32 else x.dtype
         prepared = self._prepared(xp, device, compute_dtype)
-        values, shapes, records = self._forward(prepared, xp.astype(x, compute_dtype))
-        output = values[-1]
-        if output_relevance is not None:
-            relevance = to_namespace(output_relevance, xp, device, compute_dtype)
-            if tuple(relevance.shape) != tuple(output.shape):
-                raise ValueError(f"output_relevance has shape {tuple(relevance.shape)}, "
-                                 f"the model output {tuple(output.shape)}")
-            selection = None
-        else:
-            relevance, selection = self._output_relevance(xp, output, output_selection)
-        relevances = self._backward(prepared, values, shapes, records, relevance, layerwise_relevances)
+        with _compute_context(xp):
+            values, shapes, records = self._forward(prepared, xp.astype(x, compute_dtype, copy=False))
+            output = values[-1]
+            if output_relevance is not None:
+                relevance = to_namespace(output_relevance, xp, device, compute_dtype)
+                if tuple(relevance.shape) != tuple(output.shape):
+                    raise ValueError(f"output_relevance has shape {tuple(relevance.shape)}, "
+                                     f"the model output {tuple(output.shape)}")
+                selection = None
+            else:
+                relevance, selection = self._output_relevance(xp, output, output_selection)
+            relevances = self._backward(prepared, values, shapes, records, relevance, layerwise_relevances)
         extras = None
         if layerwise_relevances:
-            extras = {"layerwise_relevances": [None if r is None else xp.astype(r, x.dtype) for r in relevances]}
-        return Explanation(val=xp.astype(relevances[0], x.dtype), input=x, output=xp.astype(output, x.dtype),
+            layerwise = [None if r is None else xp.astype(r, x.dtype, copy=False) for r in relevances]
+            extras = {"layerwise_relevances": layerwise}
+        return Explanation(val=xp.astype(relevances[0], x.dtype, copy=False), input=x,
+                           output=xp.astype(output, x.dtype, copy=False),
                            output_selection=selection, extras=extras)
 
     def _forward(self, prepared: _Prepared, x):
