@@ -15,6 +15,8 @@ from .composites import (Composite, CompositeMap, EpsilonAlpha2Beta1, EpsilonAlp
 from .errors import LRPCompatibilityError, LRPError, ModelCheckError, UnsupportedOperatorError
 from .explanation import Explanation
 from .graph import Chain, Graph, Input, Node
+from .heatmaps import heatmap
+from .images import save_image
 from .layers import (ELU, GELU, Activation, ActivationLayer, AdaptiveAvgPool, AdaptiveMaxPool, Add,
                      AvgPool, BatchNorm, Concat, Conv, ConvLayer, ConvTranspose, Dense, Dropout,
                      DropoutLayer, Flatten, GlobalAvgPool, GlobalMaxPool, Identity, Layer, LayerNorm,
@@ -51,4 +53,6 @@ __all__ = [
     "SiLU", "ELU", "Tanh", "Sigmoid", "Softmax", "Activation",
     # errors
     "LRPError", "LRPCompatibilityError", "ModelCheckError", "UnsupportedOperatorError",
+    # heatmaps
+    "heatmap", "save_image",
 ]

@@ -1,73 +1,413 @@
-"""The ``lrp`` command line (also ``python -m lrp_core``)."""
+"""The ``lrp`` command line (also ``python -m lrp_core``).
+
+    lrp demo [--out DIR]
+    lrp explain MODEL.onnx INPUT... [--composite NAME] [--output-selection K] [--out DIR]
+                [--backend numpy|torch|cupy] [--mean M --std S] [--overlay] [--save-relevance]
+
+A user's mistake prints one line, ``lrp: error: ...``, and no traceback: exit status 2 for what
+was asked (a missing file, an unknown option value, a PyTorch pickle), 1 for what cannot be done
+(an unsupported layer, an output index out of range). ``lrp --debug ...`` shows the traceback.
+Importing this module imports no framework: torch, cupy and onnx are imported by ``explain`` only
+when the model or ``--backend`` needs them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import pathlib
 import sys
 
 import numpy as np
 
-import lrp_core as lrp
+from . import composites
+from .analyzer import LRP
+from .arrays import to_numpy
+from .demo import DEFAULT_DIGITS, MyGammaRule, run_demo, seed_rules
+from .errors import LRPError
+from .heatmaps import _colormap, heatmap
+from .images import load_image, save_image, to_model_input
+from .models import random_lenet5
+from .rules import ZeroRule
 
-__all__ = ["main", "random_lenet5"]
-
-
-def random_lenet5(seed: int = 0, dtype=np.float64) -> lrp.Graph:
-    """LeNet-5 built by hand with seeded random weights (He-scaled), for examples and tests:
-    conv 5x5 (1→6, relu) → max pool 2 → conv 5x5 (6→16, relu) → max pool 2 → flatten →
-    dense 256→120 (relu) → dense 120→84 (relu) → dense 84→10, on 28x28 inputs."""
-    rng = np.random.default_rng(seed)
-
-    def he(*shape):
-        fan_in = int(np.prod(shape[1:]))
-        return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
-
-    def small(n):
-        return (0.01 * rng.standard_normal(n)).astype(dtype)
-
-    return lrp.Chain(
-        lrp.Conv(he(6, 1, 5, 5), small(6), activation=lrp.relu),
-        lrp.MaxPool(2),
-        lrp.Conv(he(16, 6, 5, 5), small(16), activation=lrp.relu),
-        lrp.MaxPool(2),
-        lrp.Flatten(),
-        lrp.Dense(he(120, 256), small(120), activation=lrp.relu),
-        lrp.Dense(he(84, 120), small(84), activation=lrp.relu),
-        lrp.Dense(he(10, 84), small(10)),
-    )
+__all__ = ["main", "random_lenet5", "MyGammaRule", "seed_rules", "COMPOSITES"]
 
 
-class MyGammaRule(lrp.LRPRule):
-    """The seed document's two-line custom rule: LRP-γ with γ = 0.25."""
-
-    def modify_parameters(self, param):
-        return param + 0.25 * lrp.relu(param)
+class UserError(Exception):
+    """A mistake in what the user asked for: reported as one line, exit status 2."""
 
 
-def seed_rules(gamma_rule) -> list:
-    return [lrp.ZPlusRule(), lrp.EpsilonRule(), gamma_rule, lrp.EpsilonRule(),
-            lrp.ZeroRule(), lrp.ZeroRule(), lrp.ZeroRule(), lrp.ZeroRule()]
+def _box(low, high):
+    return composites.EpsilonGammaBox(low, high)
+
+
+#: ``--composite`` names: the presets in kebab case, and ``zero`` (ZeroRule everywhere)
+COMPOSITES = {
+    "epsilon-plus-flat": lambda low, high: composites.EpsilonPlusFlat(),
+    "epsilon-plus": lambda low, high: composites.EpsilonPlus(),
+    "epsilon-alpha2-beta1": lambda low, high: composites.EpsilonAlpha2Beta1(),
+    "epsilon-alpha2-beta1-flat": lambda low, high: composites.EpsilonAlpha2Beta1Flat(),
+    "epsilon-gamma-box": _box,
+    "zero": lambda low, high: ZeroRule(),
+}
+PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+# -- lrp demo ----------------------------------------------------------------------------------
+
+def _digits(text: str) -> tuple[int, ...]:
+    try:
+        digits = tuple(int(d) for d in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected digits separated by commas, like 0,2,3; got {text!r}")
+    if not digits or any(not 0 <= d <= 9 for d in digits):
+        raise argparse.ArgumentTypeError(f"digits are 0..9, got {text!r}")
+    return digits
 
 
 def demo(args) -> int:
-    model = random_lenet5()
-    x = np.random.default_rng(1).random((4, 1, 28, 28))
-    custom = lrp.LRP(model, seed_rules(MyGammaRule()))
-    builtin = lrp.LRP(model, seed_rules(lrp.GammaRule()))
-    print(custom)
-    a, b = custom(x), builtin(x)
-    print(f"explained outputs: {a.output_selection}")
-    print(f"MyGammaRule vs GammaRule: max |difference| = {float(np.max(np.abs(a.val - b.val))):.3g}")
+    result = run_demo(args.out, args.digits)
+    return 0 if result["difference"] == 0.0 else 1
+
+
+# -- lrp explain -------------------------------------------------------------------------------
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or numbers separated by commas, got {text!r}")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH, like 224x224; got {text!r}")
+    return height, width
+
+
+def _check_model_path(path: str) -> pathlib.Path:
+    model = pathlib.Path(path)
+    if model.suffix.lower() in PICKLE_SUFFIXES:  # refused without being opened: unpickling runs code
+        raise UserError(f"{path} looks like a PyTorch pickle, which lrp explain does not open (loading a "
+                        "pickle can run arbitrary code): export the model to ONNX with "
+                        "torch.onnx.export(model, example_input, 'model.onnx'), or explain it from Python "
+                        "with lrp.LRP(module)")
+    if not model.is_file():
+        raise UserError(f"model file not found: {path}")
+    if model.suffix.lower() != ".onnx":
+        raise UserError(f"{path}: lrp explain reads ONNX models (.onnx files)")
+    return model
+
+
+def _onnx_input_shape(path: pathlib.Path) -> tuple:
+    """The shape of the ONNX model's input (``None`` for a dimension left open), read from the
+    file's first graph input that is not an initializer."""
+    try:
+        onnx = importlib.import_module("onnx")
+    except ImportError:
+        raise UserError("reading an ONNX model needs the onnx package: pip install 'lrp-core[onnx]'")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as error:  # protobuf's DecodeError and the like: not an ONNX file
+        raise UserError(f"{path} is not a readable ONNX model ({type(error).__name__}: {error})")
+    initializers = {init.name for init in model.graph.initializer}
+    inputs = [value for value in model.graph.input if value.name not in initializers]
+    if not inputs:
+        raise UserError(f"{path}: the ONNX graph declares no input")
+    dims = inputs[0].type.tensor_type.shape.dim
+    return tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims)
+
+
+def _sample_shape(model_shape: tuple, size) -> tuple:
+    """The shape of one input, without the batch axis; ``size`` fills in height and width."""
+    sample = list(model_shape[1:])
+    if size is not None:
+        if len(sample) != 3:
+            raise UserError(f"--size needs an image model, (N, C, H, W); this one takes {_shape_text(model_shape)}")
+        sample[1:] = size
+    return tuple(sample)
+
+
+def _shape_text(shape) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+
+
+def _check_input_path(path: str) -> pathlib.Path:
+    file = pathlib.Path(path)
+    if not file.is_file():
+        raise UserError(f"input file not found: {path}")
+    if file.suffix.lower() != ".npy" and file.suffix.lower() not in IMAGE_SUFFIXES:
+        raise UserError(f"{path}: inputs are images (PNG, JPEG, ...) or .npy arrays")
+    return file
+
+
+def _read_input(path: str, sample_shape: tuple, mean, std) -> tuple[np.ndarray, np.ndarray | None]:
+    """One model input ``sample_shape`` from an image file or a ``.npy`` array, and the image to
+    draw on (uint8, as read) or ``None``."""
+    file = _check_input_path(path)
+    suffix = file.suffix.lower()
+    if suffix == ".npy":
+        array = np.load(file, allow_pickle=False)
+        if not np.issubdtype(array.dtype, np.number):
+            raise UserError(f"{path}: expected a numeric array, got dtype {array.dtype}")
+        if array.shape == sample_shape[1:] and sample_shape[0] == 1:
+            array = array[None]
+        elif array.shape == (1, *sample_shape):
+            array = array[0]
+        if array.shape != sample_shape:
+            raise UserError(f"{path} holds an array of shape {array.shape}; the model takes "
+                            f"{_shape_text(sample_shape)} per input (.npy inputs are used as they are)")
+        return array.astype(np.float32), None
+    if len(sample_shape) != 3 or None in sample_shape:
+        raise UserError(f"{path}: an image needs a model input (N, C, H, W) with a fixed height and width; "
+                        f"this model takes {_shape_text((None, *sample_shape))} (give --size HxW, or .npy inputs)")
+    channels, height, width = sample_shape
+    try:
+        image = load_image(file, "L" if channels == 1 else "RGB")
+    except OSError as error:
+        raise UserError(f"{path}: not an image Pillow can read ({error})")
+    try:
+        x = to_model_input(image, channels, (height, width), mean=mean, std=std)
+    except ValueError as error:
+        raise UserError(f"{path}: {error}")
+    return x, image
+
+
+def _bounds(composite: str, mean, std, paths: list[str], sample_shape: tuple):
+    """The input bounds for ``epsilon-gamma-box``'s ZBoxRule: the pixel range [0, 1] through
+    ``(x − mean) / std`` (per channel: arrays of one input's shape); with ``.npy`` inputs, the
+    smallest and largest value they hold."""
+    if composite != "epsilon-gamma-box":
+        return None, None
+    arrays = [p for p in paths if pathlib.Path(p).suffix.lower() == ".npy"]
+    if arrays:
+        low, high = np.inf, -np.inf
+        for path in arrays:
+            values = np.load(path, mmap_mode="r", allow_pickle=False)
+            low, high = min(low, float(np.min(values))), max(high, float(np.max(values)))
+        return low, high
+    mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+    low, high = (0.0 - mean) / std, (1.0 - mean) / std
+    if low.size == 1:
+        return float(low.reshape(())), float(high.reshape(()))
+    return (np.broadcast_to(low.reshape(-1, 1, 1), sample_shape).astype(np.float32),
+            np.broadcast_to(high.reshape(-1, 1, 1), sample_shape).astype(np.float32))
+
+
+def _to_backend(x: np.ndarray, backend: str):
+    if backend == "numpy":
+        return x
+    if backend == "torch":
+        try:
+            torch = importlib.import_module("torch")
+        except ImportError:
+            raise UserError("--backend torch needs PyTorch: pip install 'lrp-core[torch]'")
+        return torch.from_numpy(x).to("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        cupy = importlib.import_module("cupy")
+    except ImportError:
+        raise UserError("--backend cupy needs CuPy and a CUDA GPU: pip install 'lrp-core[cupy]'")
+    return cupy.asarray(x)
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="input", desc="explaining", file=sys.stderr)
+
+
+def _unique_stems(paths: list[str]) -> list[str]:
+    stems, seen = [], {}
+    for path in paths:
+        stem = pathlib.Path(path).stem
+        seen[stem] = seen.get(stem, 0) + 1
+        stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return stems
+
+
+def explain(args) -> int:
+    model_path = _check_model_path(args.model)
+    if args.composite not in COMPOSITES:
+        raise UserError(f"unknown composite {args.composite!r}; choose one of: {', '.join(COMPOSITES)}")
+    if args.scale is not None and args.scale < 1:
+        raise UserError("--scale must be a positive integer")
+    if args.batch_size < 1:
+        raise UserError("--batch-size must be a positive integer")
+    model_shape = _onnx_input_shape(model_path)
+    if len(model_shape) < 2:
+        raise UserError(f"{model_path}: the model input has shape {_shape_text(model_shape)}; "
+                        "expected a batch axis first")
+    sample_shape = _sample_shape(model_shape, args.size)
+    graph = _read_model(model_path, None if None in sample_shape else sample_shape)
+    mean = args.mean if args.mean is not None else (0.0,)
+    std = args.std if args.std is not None else (1.0,)
+    channels = sample_shape[0] if len(sample_shape) == 3 else None
+    for name, values in (("--mean", mean), ("--std", std)):
+        if len(values) != 1 and len(values) != channels:
+            raise UserError(f"{name} has {len(values)} values, but the model's input has "
+                            f"{channels or 'no'} channel{'' if channels == 1 else 's'} (give one value, "
+                            "or one per channel)")
+    if any(v == 0 for v in std):
+        raise UserError("--std must not be 0")
+    try:
+        _colormap(args.colormap)
+    except ValueError as error:
+        raise UserError(str(error))
+
+    for path in args.inputs:  # fail before any work on a missing or unsupported file
+        _check_input_path(path)
+    low, high = _bounds(args.composite, mean, std, args.inputs, sample_shape)
+    rules = COMPOSITES[args.composite](low, high)
+    try:
+        analyzer = LRP(graph, rules)
+    except LRPError as error:
+        raise UserError(f"{model_path}: {error}")
+
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stems = _unique_stems(args.inputs)
+    bar = _progress(len(args.inputs), enabled=len(args.inputs) >= args.progress_from and not args.quiet)
+    try:
+        for start in range(0, len(args.inputs), args.batch_size):  # read, explain and write a batch at a time
+            paths = args.inputs[start:start + args.batch_size]
+            inputs, images = zip(*(_read_input(path, sample_shape, mean, std) for path in paths))
+            expl = analyzer(_to_backend(np.stack(inputs), args.backend), args.output_selection)
+            relevance = to_numpy(expl.val)
+            overlay = None
+            if args.overlay:
+                overlay = [image if image is not None else _input_image(x) for x, image in zip(inputs, images)]
+            rendered = heatmap(_as_image_batch(relevance), colormap=args.colormap, percentile=args.percentile,
+                               overlay=overlay, alpha=args.alpha)
+            for k, path in enumerate(paths):
+                selected = expl.output_selection[k]
+                name = f"{stems[start + k]}_lrp_{args.composite}_out{selected}"
+                scale = args.scale or max(1, 224 // max(rendered[k].shape[:2]))
+                png = save_image(out / f"{name}.png", rendered[k], scale=scale)
+                if args.save_relevance:
+                    np.save(out / f"{name}.npy", relevance[k])
+                if bar is None and not args.quiet:
+                    print(f"{path}: explained output {selected} -> {png}")
+            if bar is not None:
+                bar.update(len(paths))
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.quiet:
+        count = len(args.inputs)
+        print(f"wrote {count} heatmap{'s' * (count != 1)} to {out}"
+              f"{' (and the relevance as .npy)' if args.save_relevance else ''}")
     return 0
 
 
+def _read_model(path: pathlib.Path, input_shape):
+    from .readers import from_onnx
+
+    try:
+        return from_onnx(str(path), input_shape=input_shape)
+    except ImportError as error:
+        raise UserError(str(error))
+    except LRPError as error:
+        raise UserError(str(error))
+
+
+def _as_image_batch(relevance: np.ndarray) -> np.ndarray:
+    """Relevance as (N, C, H, W) for drawing: (N, F) → one row of F pixels, (N, C, L) → (N, C, 1, L)."""
+    if relevance.ndim == 4:
+        return relevance
+    if relevance.ndim == 3:
+        return relevance[:, :, None, :]
+    return relevance.reshape(len(relevance), 1, 1, -1)
+
+
+def _input_image(x: np.ndarray) -> np.ndarray:
+    """A ``.npy`` input drawn as a grey or RGB image (scaled by its extrema)."""
+    if x.ndim != 3 or x.shape[0] not in (1, 3):
+        raise UserError("--overlay needs image-shaped inputs, (C, H, W) with 1 or 3 channels")
+    lo, hi = float(x.min()), float(x.max())
+    scaled = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+    image = np.rint(np.moveaxis(scaled, 0, -1) * 255).astype(np.uint8)
+    return image[..., 0] if image.shape[-1] == 1 else image
+
+
+# -- the parser --------------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit status 2 (argparse's own status for usage errors)
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lrp", description="Layer-wise Relevance Propagation: heatmaps of what a "
+                                            "neural network's decision rests on.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    d = commands.add_parser("demo", help="explain handwritten digits with a custom rule written in two lines",
+                            description="Explain sample digits with a shipped LeNet-5: ZeroRule, EpsilonPlus, "
+                                        "the seed rules with the two-line MyGammaRule, and with GammaRule; "
+                                        "write one labelled PNG grid (demo.png).")
+    d.add_argument("--out", default=".", metavar="DIR", help="folder for demo.png (default: the current one)")
+    d.add_argument("--digits", type=_digits, default=DEFAULT_DIGITS, metavar="D,D,...",
+                   help=f"which digits to show (default: {','.join(map(str, DEFAULT_DIGITS))})")
+    d.set_defaults(run=demo)
+
+    e = commands.add_parser("explain", help="write LRP heatmaps of an ONNX model for image or .npy inputs",
+                            description="Explain an ONNX model's output for each INPUT (PNG, JPEG, ... or .npy) "
+                                        "and write one heatmap PNG per input (red: positive relevance, blue: "
+                                        "negative). Images are resized to the model's input, converted to grey "
+                                        "or RGB after its channels, scaled to [0, 1], then (x - mean) / std; "
+                                        ".npy arrays are used as they are.")
+    e.add_argument("model", metavar="MODEL", help="an ONNX model (.onnx); PyTorch pickles are refused")
+    e.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or .npy arrays, one input each")
+    e.add_argument("--composite", default="epsilon-plus-flat", metavar="NAME",
+                   help=f"rules: {', '.join(COMPOSITES)} (default: epsilon-plus-flat)")
+    e.add_argument("--output-selection", type=int, default=None, metavar="K",
+                   help="explain output K (default: each input's largest output)")
+    e.add_argument("--out", default="lrp-heatmaps", metavar="DIR", help="output folder (default: lrp-heatmaps)")
+    e.add_argument("--backend", choices=("numpy", "torch", "cupy"), default="numpy",
+                   help="array library to compute with (default: numpy)")
+    e.add_argument("--mean", type=_floats, default=None, metavar="M",
+                   help="subtracted after scaling pixels to [0, 1]: one value or one per channel, 0.485,0.456,0.406")
+    e.add_argument("--std", type=_floats, default=None, metavar="S", help="divides after --mean (same form)")
+    e.add_argument("--size", type=_size, default=None, metavar="HxW",
+                   help="input height and width, for models whose graph leaves them open")
+    e.add_argument("--overlay", action="store_true", help="draw each heatmap over its input image")
+    e.add_argument("--alpha", type=float, default=0.6, help="heatmap opacity for --overlay (default: 0.6)")
+    e.add_argument("--colormap", default="seismic", metavar="NAME",
+                   help="a colormap name of the cmap library (default: seismic)")
+    e.add_argument("--percentile", type=float, default=None, metavar="P",
+                   help="clip the relevance at its P-th percentile of |R| first (e.g. 99.5)")
+    e.add_argument("--scale", type=int, default=None, metavar="F",
+                   help="enlarge the heatmap PNGs F times (default: up to about 224 pixels)")
+    e.add_argument("--save-relevance", action="store_true", help="also write the raw relevance as .npy")
+    e.add_argument("--batch-size", type=int, default=16, metavar="B", help="inputs per pass (default: 16)")
+    e.add_argument("--progress-from", type=int, default=8, help=argparse.SUPPRESS)
+    e.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    e.set_defaults(run=explain)
+    return parser
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="lrp", description="Layer-wise Relevance Propagation.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo_parser = commands.add_parser("demo", help="run the seed example: a custom rule in two lines")
-    demo_parser.set_defaults(run=demo)
-    args = parser.parse_args(argv)
-    return args.run(args)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("lrp: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if args.debug:
+            raise
+        text = str(error).strip()
+        message = text.splitlines()[0] if text else type(error).__name__
+        if not isinstance(error, (UserError, LRPError, ValueError, OSError, ImportError)):
+            message = f"{type(error).__name__}: {message} (an lrp bug? rerun as lrp --debug ... and report it)"
+        print(f"lrp: error: {message}", file=sys.stderr)
+        return 2 if isinstance(error, UserError) else 1
 
 
 if __name__ == "__main__":  # pragma: no cover
