@@ -17,12 +17,12 @@ from .explanation import Explanation
 from .graph import Chain, Graph, Input, Node
 from .heatmaps import heatmap
 from .images import save_image
-from .layers import (ELU, GELU, Activation, ActivationLayer, AdaptiveAvgPool, AdaptiveMaxPool, Add,
+from .layers import (ELU, GELU, Activation, ActivationLayer, AdaptiveAvgPool, AdaptiveMaxPool, Add, Affine,
                      AvgPool, BatchNorm, Concat, Conv, ConvLayer, ConvTranspose, Dense, Dropout,
                      DropoutLayer, Flatten, GlobalAvgPool, GlobalMaxPool, Identity, Layer, LayerNorm,
                      LeakyReLU, LinearizableLayer, MaxPool, NormalizationLayer, PassThroughLayer,
                      PoolingLayer, ReLU, ReLU6, Reshape, ReshapingLayer, Sigmoid, SiLU, Softmax, Tanh,
-                     WeightedLayer)
+                     WeightedLayer, ZeroPad)
 from .readers import from_onnx, from_torch
 from .rules import (AlphaBetaRule, EpsilonRule, FlatRule, GammaRule, GeneralizedGammaRule,
                     LayerNormRule, LRPRule, PassRule, WSquareRule, ZBoxRule, ZeroRule, ZPlusRule)
@@ -49,7 +49,8 @@ __all__ = [
     "ConvLayer", "PoolingLayer", "DropoutLayer", "ReshapingLayer", "NormalizationLayer",
     "ActivationLayer", "Dense", "Conv", "ConvTranspose", "MaxPool", "AvgPool", "AdaptiveAvgPool",
     "AdaptiveMaxPool", "GlobalAvgPool", "GlobalMaxPool", "Flatten", "Reshape", "Dropout",
-    "Identity", "Concat", "Add", "BatchNorm", "LayerNorm", "ReLU", "LeakyReLU", "ReLU6", "GELU",
+    "Identity", "Concat", "Add", "Affine", "ZeroPad", "BatchNorm", "LayerNorm", "ReLU", "LeakyReLU",
+    "ReLU6", "GELU",
     "SiLU", "ELU", "Tanh", "Sigmoid", "Softmax", "Activation",
     # errors
     "LRPError", "LRPCompatibilityError", "ModelCheckError", "UnsupportedOperatorError",

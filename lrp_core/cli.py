@@ -103,22 +103,15 @@ def _check_model_path(path: str) -> pathlib.Path:
 
 
 def _onnx_input_shape(path: pathlib.Path) -> tuple:
-    """The shape of the ONNX model's input (``None`` for a dimension left open), read from the
-    file's first graph input that is not an initializer."""
+    """The shape of the ONNX model's input (``None`` for a dimension left open)."""
+    from .readers import onnx_input_shape
+
     try:
-        onnx = importlib.import_module("onnx")
-    except ImportError:
-        raise UserError("reading an ONNX model needs the onnx package: pip install 'lrp-core[onnx]'")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as error:  # protobuf's DecodeError and the like: not an ONNX file
-        raise UserError(f"{path} is not a readable ONNX model ({type(error).__name__}: {error})")
-    initializers = {init.name for init in model.graph.initializer}
-    inputs = [value for value in model.graph.input if value.name not in initializers]
-    if not inputs:
-        raise UserError(f"{path}: the ONNX graph declares no input")
-    dims = inputs[0].type.tensor_type.shape.dim
-    return tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims)
+        return onnx_input_shape(str(path))
+    except ImportError as error:
+        raise UserError(str(error)) from None
+    except (LRPError, ValueError) as error:  # not ONNX, truncated, no input
+        raise UserError(str(error)) from None
 
 
 def _sample_shape(model_shape: tuple, size) -> tuple:

@@ -12,7 +12,7 @@ import os
 from .graph import Chain, Graph
 from .layers import Layer
 
-__all__ = ["as_graph", "from_torch", "from_onnx"]
+__all__ = ["as_graph", "from_torch", "from_onnx", "onnx_input_shape"]
 
 
 def _reader(module: str, extra: str):
@@ -31,6 +31,11 @@ def from_torch(module, **options) -> Graph:
 def from_onnx(path_or_model, **options) -> Graph:
     """The graph of an ONNX model (a path or an ``onnx.ModelProto``), read without running it."""
     return _reader("backends.onnx_reader", "onnx").from_onnx(path_or_model, **options)
+
+
+def onnx_input_shape(path_or_model) -> tuple:
+    """The declared input shape of an ONNX model, batch axis included (``None`` where open)."""
+    return _reader("backends.onnx_reader", "onnx").model_input_shape(path_or_model)
 
 
 def as_graph(model) -> Graph:

@@ -5,10 +5,11 @@ from .activations import (ELU, GELU, SiLU, Activation, ActivationLayer, LeakyReL
 from .base import Layer, LinearizableLayer, PassThroughLayer, Symbol
 from .linear import Conv, ConvLayer, ConvTranspose, Dense, WeightedLayer
 from .merging import Add
-from .normalization import BatchNorm, LayerNorm, NormalizationLayer
+from .normalization import Affine, BatchNorm, LayerNorm, NormalizationLayer
 from .pooling import (AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, GlobalAvgPool, GlobalMaxPool,
                       MaxPool, PoolingLayer)
-from .reshaping import Concat, Dropout, DropoutLayer, Flatten, Identity, Reshape, ReshapingLayer
+from .reshaping import (Concat, Dropout, DropoutLayer, Flatten, Identity, Reshape, ReshapingLayer,
+                        ZeroPad)
 
 __all__ = [
     "Layer", "LinearizableLayer", "PassThroughLayer", "Symbol", "WeightedLayer",
@@ -16,7 +17,7 @@ __all__ = [
     "ActivationLayer",
     "Dense", "Conv", "ConvTranspose",
     "MaxPool", "AvgPool", "AdaptiveAvgPool", "AdaptiveMaxPool", "GlobalAvgPool", "GlobalMaxPool",
-    "Flatten", "Reshape", "Dropout", "Identity", "Concat", "Add",
+    "Flatten", "Reshape", "ZeroPad", "Dropout", "Identity", "Concat", "Add", "Affine",
     "BatchNorm", "LayerNorm",
     "ReLU", "LeakyReLU", "ReLU6", "GELU", "SiLU", "ELU", "Tanh", "Sigmoid", "Softmax",
     "Activation", "as_activation",

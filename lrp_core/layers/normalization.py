@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..arrays import namespace_of
 from .base import LinearizableLayer
 
-__all__ = ["NormalizationLayer", "BatchNorm", "LayerNorm"]
+__all__ = ["NormalizationLayer", "BatchNorm", "LayerNorm", "Affine"]
 
 
 class NormalizationLayer(LinearizableLayer):
@@ -108,3 +108,41 @@ class LayerNorm(NormalizationLayer):
         return f"LayerNorm({', '.join(map(str, self.normalized_shape))})"
 
 
+class Affine(NormalizationLayer):
+    """``y = x ⊙ scale + shift`` with constant ``scale`` and ``shift`` (``None``: 1 and 0) that
+    broadcast against one sample (arrays of at most the per-sample rank, right-aligned as in
+    NumPy; they never change the shape of ``x``).
+
+    A standalone constant scale-and-shift (e.g. ONNX ``Mul``/``Add``/``Sub``/``Div`` by a
+    constant that could not be folded into a preceding Dense or Conv, or an input
+    normalisation). Linear, so the generic rule applies; like BatchNorm, which it generalises,
+    it is a :class:`NormalizationLayer`.
+    """
+
+    _arrays = ("scale", "shift")
+
+    def __init__(self, scale=None, shift=None):
+        self.scale = scale
+        self.shift = shift
+
+    def linearize(self, x):
+        scale, shift = self.scale, self.shift
+        z = x if scale is None else x * scale
+        if shift is not None:
+            z = z + shift
+        if tuple(z.shape) != tuple(x.shape):
+            raise ValueError(f"{self.describe()} would change the shape {tuple(x.shape)} to {tuple(z.shape)}")
+        if scale is None:
+            return z, lambda s: (s,)
+        return z, lambda s: (s * scale,)
+
+    def output_nonnegative(self, inputs_nonnegative):
+        return False
+
+    def describe(self):
+        parts = []
+        if self.scale is not None:
+            parts.append(f"scale{tuple(self.scale.shape)}")
+        if self.shift is not None:
+            parts.append(f"shift{tuple(self.shift.shape)}")
+        return f"Affine({', '.join(parts)})"

@@ -59,7 +59,7 @@ class _WindowPool(PoolingLayer):
         parts = [f"{self.kernel_size}"]
         if self.stride != self.kernel_size:
             parts.append(f"stride={self.stride}")
-        if self.padding not in (0, (0, 0), (0, 0, 0)):
+        if any(lo or hi for lo, hi in normalize_padding(self.padding, _padding_rank(self.padding))):
             parts.append(f"padding={self.padding}")
         if self.ceil_mode:
             parts.append("ceil_mode=True")
@@ -117,6 +117,10 @@ class AvgPool(_WindowPool):
 
     def describe(self):
         return f"AvgPool({self._options()})"
+
+
+def _padding_rank(padding) -> int:
+    return len(padding) if isinstance(padding, (tuple, list)) else 1
 
 
 def _adaptive_windows(length: int, out: int):

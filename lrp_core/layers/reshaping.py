@@ -5,10 +5,13 @@ Relevance passes through them unchanged: reshaped back, copied, or (Concat) slic
 
 from __future__ import annotations
 
+import array_api_compat
+
 from ..arrays import namespace_of
 from .base import PassThroughLayer
 
-__all__ = ["ReshapingLayer", "Flatten", "Reshape", "DropoutLayer", "Dropout", "Identity", "Concat"]
+__all__ = ["ReshapingLayer", "Flatten", "Reshape", "ZeroPad", "DropoutLayer", "Dropout", "Identity",
+           "Concat"]
 
 
 class ReshapingLayer(PassThroughLayer):
@@ -59,6 +62,44 @@ class Reshape(ReshapingLayer):
 
     def describe(self):
         return f"Reshape({self.shape})"
+
+
+class ZeroPad(ReshapingLayer):
+    """Zero padding of each non-batch axis by ``(low, high)`` cells (``pads``: one pair per axis
+    of a sample). Relevance passes through: the input gets its slice, padded cells hold none."""
+
+    def __init__(self, pads):
+        self.pads = tuple((int(lo), int(hi)) for lo, hi in pads)
+        if any(lo < 0 or hi < 0 for lo, hi in self.pads):
+            raise ValueError(f"ZeroPad takes non-negative pads, got {self.pads}")
+
+    def _check(self, x):
+        if len(x.shape) != len(self.pads) + 1:
+            raise ValueError(f"{self.describe()} expects inputs of rank {len(self.pads) + 1}, "
+                             f"got shape {tuple(x.shape)}")
+
+    def forward(self, x):
+        self._check(x)
+        xp = namespace_of(x)
+        device = array_api_compat.device(x)
+        for axis, (lo, hi) in enumerate(self.pads, start=1):
+            pieces = []
+            for count in (lo, hi):
+                shape = list(x.shape)
+                shape[axis] = count
+                pieces.append(xp.zeros(tuple(shape), dtype=x.dtype, device=device) if count else None)
+            if lo or hi:
+                x = xp.concat([p for p in (pieces[0], x, pieces[1]) if p is not None], axis=axis)
+        return x
+
+    def route(self, relevance, input_shapes):
+        index = [slice(None)]
+        for (lo, _), length in zip(self.pads, input_shapes[0][1:]):
+            index.append(slice(lo, lo + length))
+        return (relevance[tuple(index)],)
+
+    def describe(self):
+        return f"ZeroPad({self.pads})"
 
 
 class _IdentityMap(PassThroughLayer):
