@@ -1,0 +1,83 @@
+"""Shared helpers of the torch tests: a bit-for-bit snapshot of a module's state, a He
+re-initialisation for torchvision models, the autograd oracle and a tolerance check."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+_HOOK_DICTS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
+               "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_backward_hooks",
+               "_backward_pre_hooks", "_state_dict_hooks", "_state_dict_pre_hooks",
+               "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks")
+
+
+def snapshot(module: nn.Module) -> dict:
+    """Everything a reader could change: each parameter and buffer (identity, storage, version
+    counter, a clone of its values, requires_grad, grad), the hook dicts, training flags and the
+    attribute names of every submodule."""
+    state = {}
+    for name, m in module.named_modules(remove_duplicate=False):
+        state[("module", name)] = (id(m), m.training, tuple(sorted(vars(m))),
+                                   tuple((key, tuple(getattr(m, key, {}).items())) for key in _HOOK_DICTS))
+        for pname, p in list(m._parameters.items()) + list(m._buffers.items()):
+            if p is None:
+                state[("tensor", name, pname)] = None
+                continue
+            state[("tensor", name, pname)] = (id(p), p.data_ptr(), p._version, p.dtype, p.device,
+                                              tuple(p.shape), p.requires_grad, p.grad is None,
+                                              p.detach().clone())
+    return state
+
+
+def assert_untouched(module: nn.Module, before: dict) -> None:
+    after = snapshot(module)
+    assert after.keys() == before.keys()
+    for key, old in before.items():
+        new = after[key]
+        if key[0] == "tensor" and old is not None:
+            assert old[:-1] == new[:-1], f"{key} changed: {old[:-1]} -> {new[:-1]}"
+            assert torch.equal(old[-1], new[-1]), f"{key}: values changed"
+        else:
+            assert old == new, f"{key} changed"
+
+
+def reinitialise(model: nn.Module, seed: int) -> nn.Module:
+    """He-initialised weights, small random biases and random BatchNorm statistics (seeded), so
+    that activations neither vanish nor stay trivial (torchvision's own init gives logits of
+    1e-13 on MobileNetV2, and zero biases and identity BatchNorms everywhere)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g, dtype=torch.float64) * (2.0 / fan_in) ** 0.5)
+                if m.bias is not None:
+                    m.bias.copy_(0.05 * torch.randn(m.bias.shape, generator=g, dtype=torch.float64))
+            elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+                c = m.num_features
+                m.weight.copy_(0.5 + torch.rand(c, generator=g, dtype=torch.float64))
+                m.bias.copy_(0.1 * torch.randn(c, generator=g, dtype=torch.float64))
+                m.running_mean.copy_(0.1 * torch.randn(c, generator=g, dtype=torch.float64))
+                m.running_var.copy_(0.5 + torch.rand(c, generator=g, dtype=torch.float64))
+    return model
+
+
+def gradient_times_input(model: nn.Module, x: torch.Tensor, selection) -> torch.Tensor:
+    """The autograd oracle: ∂ logit[selection] / ∂x ⊙ x (the model must be in eval mode; no
+    gradient is accumulated into its parameters)."""
+    xt = x.detach().clone().requires_grad_(True)
+    out = model(xt)
+    (grad,) = torch.autograd.grad(out[torch.arange(len(x)), torch.as_tensor(selection)].sum(), xt)
+    return (grad * x).detach()
+
+
+def assert_relevance_close(actual, expected, rtol: float) -> None:
+    """Equal up to ``rtol``, relative to each entry and to the largest relevance (relevance maps
+    have many tiny entries)."""
+    actual = actual.detach().cpu().numpy() if isinstance(actual, torch.Tensor) else np.asarray(actual)
+    expected = expected.detach().cpu().numpy() if isinstance(expected, torch.Tensor) else np.asarray(expected)
+    scale = float(np.abs(expected).max())
+    assert scale > 0
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale)
