@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import numpy as np
 
 import lrp_core as lrp
+from _timing import best_of
 
 VGG16_CONFIG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 
@@ -35,16 +35,6 @@ def vgg16(dtype, seed=0) -> lrp.Graph:
         w = (rng.standard_normal((n_out, n_in)) * np.sqrt(2.0 / n_in)).astype(dtype)
         layers.append(lrp.Dense(w, np.zeros(n_out, dtype), activation=lrp.relu if act else None))
     return lrp.Chain(*layers)
-
-
-def best_of(fn, repeat):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main():

@@ -22,16 +22,7 @@ import torch
 import torchvision
 
 import lrp_core as lrp
-
-
-def best_of(fn, repeat):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from _timing import best_of
 
 
 def main():

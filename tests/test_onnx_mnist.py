@@ -31,28 +31,7 @@ except ImportError:  # the comparisons with torch skip; the rest runs
 needs_torch = pytest.mark.skipif(torch is None, reason="needs torch")
 
 
-PRESETS = {
-    "EpsilonPlus": lambda low, high: lrp.EpsilonPlus(),
-    "EpsilonPlusFlat": lambda low, high: lrp.EpsilonPlusFlat(),
-    "EpsilonAlpha2Beta1": lambda low, high: lrp.EpsilonAlpha2Beta1(),
-    "EpsilonAlpha2Beta1Flat": lambda low, high: lrp.EpsilonAlpha2Beta1Flat(),
-    "EpsilonGammaBox": lambda low, high: lrp.EpsilonGammaBox(low, high),
-}
-
-
-def ort_forward(path, x):
-    """onnxruntime, one sample at a time (the graphs fix the batch size to 1)."""
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))])
-
-
-def assert_relevance_close(actual, expected, rtol):
-    """Equal up to ``rtol`` of the largest relevance (relevance maps have many tiny entries)."""
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    scale = np.abs(expected).max()
-    assert scale > 0
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale)
+from _onnx_support import PRESETS, assert_relevance_close, ort_forward  # noqa: E402
 
 
 # LRP-0 divides by z + 1e-9·sign(z): where |z| is small that differs from the gradient by about

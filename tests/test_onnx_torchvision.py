@@ -21,28 +21,7 @@ nn = torch.nn
 
 import lrp_core as lrp  # noqa: E402
 
-PRESETS = {
-    "EpsilonPlus": lambda low, high: lrp.EpsilonPlus(),
-    "EpsilonPlusFlat": lambda low, high: lrp.EpsilonPlusFlat(),
-    "EpsilonAlpha2Beta1": lambda low, high: lrp.EpsilonAlpha2Beta1(),
-    "EpsilonAlpha2Beta1Flat": lambda low, high: lrp.EpsilonAlpha2Beta1Flat(),
-    "EpsilonGammaBox": lambda low, high: lrp.EpsilonGammaBox(low, high),
-}
-
-
-def ort_forward(path, x):
-    """onnxruntime, one sample at a time (the graphs fix the batch size to 1)."""
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))])
-
-
-def assert_relevance_close(actual, expected, rtol):
-    """Equal up to ``rtol`` of the largest relevance (relevance maps have many tiny entries)."""
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    scale = np.abs(expected).max()
-    assert scale > 0
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale)
+from _onnx_support import PRESETS, assert_relevance_close, ort_forward  # noqa: E402
 
 
 def gradient_times_input(model, x: np.ndarray, selection):
