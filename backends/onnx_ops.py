@@ -316,14 +316,19 @@ def _padding(t, n, x, kernel, strides, dilations):
     return tuple((total - total // 2, total // 2) for total in totals)
 
 
-def _conv(t, n):
+def _conv_operands(t, n):
+    """``(x, W, B, d, kernel)`` of a Conv or ConvTranspose node (1-, 2- or 3-d)."""
     x = t.value(n, 0)
     w = t.const(n, 1, "the weight W")
     b = t.const(n, 2, "the bias B", optional=True)
     d = w.ndim - 2
     if d not in (1, 2, 3):
         raise t.unsupported(n, f"a weight of shape {w.shape} (1-, 2- or 3-d convolutions only)")
-    kernel = [int(k) for k in w.shape[2:]]
+    return x, w, b, d, [int(k) for k in w.shape[2:]]
+
+
+def _conv(t, n):
+    x, w, b, d, kernel = _conv_operands(t, n)
     if n.attr("kernel_shape") is not None and [int(k) for k in n.attr("kernel_shape")] != kernel:
         raise t.unsupported(n, f"kernel_shape {n.attr('kernel_shape')} does not match the weight {w.shape}")
     strides, dilations = _spatial_attrs(t, n, d)
@@ -333,13 +338,7 @@ def _conv(t, n):
 
 
 def _conv_transpose(t, n):
-    x = t.value(n, 0)
-    w = t.const(n, 1, "the weight W")
-    b = t.const(n, 2, "the bias B", optional=True)
-    d = w.ndim - 2
-    if d not in (1, 2, 3):
-        raise t.unsupported(n, f"a weight of shape {w.shape} (1-, 2- or 3-d convolutions only)")
-    kernel = [int(k) for k in w.shape[2:]]
+    x, w, b, d, kernel = _conv_operands(t, n)
     strides, dilations = _spatial_attrs(t, n, d)
     output_padding = [int(p) for p in n.attr("output_padding", [0] * d)]
     auto = n.attr("auto_pad", "NOTSET") or "NOTSET"

@@ -46,7 +46,7 @@ from lrp_core.kernels.shapes import (
 )
 
 __all__ = ["conv", "conv_transpose", "max_pool", "max_pool_transpose", "avg_pool",
-           "avg_pool_transpose", "to_numpy", "erf", "compute_context"]
+           "avg_pool_transpose", "to_numpy", "from_numpy", "erf", "compute_context"]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -242,3 +242,8 @@ def to_numpy(x) -> np.ndarray:
 def erf(x):
     """The error function, ``torch.special.erf``."""
     return torch.special.erf(x)
+
+
+def from_numpy(x: np.ndarray) -> torch.Tensor:
+    """A NumPy array as a torch tensor, on the GPU when CUDA is available (for ``lrp explain``)."""
+    return torch.from_numpy(x).to("cuda" if torch.cuda.is_available() else "cpu")

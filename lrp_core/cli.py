@@ -14,7 +14,6 @@ when the model or ``--backend`` needs them.
 from __future__ import annotations
 
 import argparse
-import importlib
 import pathlib
 import sys
 
@@ -27,6 +26,7 @@ from .demo import DEFAULT_DIGITS, MyGammaRule, run_demo, seed_rules
 from .errors import LRPError
 from .heatmaps import _colormap, heatmap
 from .images import load_image, save_image, to_model_input
+from .kernels import provider
 from .models import random_lenet5
 from .rules import ZeroRule
 
@@ -191,19 +191,13 @@ def _bounds(composite: str, mean, std, paths: list[str], sample_shape: tuple):
 
 
 def _to_backend(x: np.ndarray, backend: str):
+    """``x`` as an array of the chosen backend, on its GPU when it has one."""
     if backend == "numpy":
         return x
-    if backend == "torch":
-        try:
-            torch = importlib.import_module("torch")
-        except ImportError:
-            raise UserError("--backend torch needs PyTorch: pip install 'lrp-core[torch]'")
-        return torch.from_numpy(x).to("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        cupy = importlib.import_module("cupy")
-    except ImportError:
-        raise UserError("--backend cupy needs CuPy and a CUDA GPU: pip install 'lrp-core[cupy]'")
-    return cupy.asarray(x)
+        return provider(backend).from_numpy(x)
+    except ImportError as error:
+        raise UserError(f"--backend {backend}: {error}") from None
 
 
 def _progress(total: int, enabled: bool):

@@ -37,7 +37,7 @@ import array_api_compat
 
 from . import reference
 
-__all__ = ["get_kernels", "register_kernels", "namespace_name", "reference"]
+__all__ = ["get_kernels", "register_kernels", "namespace_name", "provider", "reference"]
 
 # namespace name -> dotted module path of the faster provider (imported lazily)
 _PROVIDERS: dict[str, str] = {
@@ -85,3 +85,15 @@ def get_kernels(xp) -> ModuleType:
                     module = reference
             _LOADED[name] = module
     return module
+
+
+def provider(name: str) -> ModuleType:
+    """The backend module registered for the namespace ``name`` (``"torch"``, ``"cupy"``, ...),
+    imported now; an ``ImportError`` says what to install when its framework is missing."""
+    path = _PROVIDERS.get(name)
+    if path is None:
+        raise ValueError(f"no backend is registered for {name!r}; known: {', '.join(sorted(_PROVIDERS))}")
+    try:
+        return importlib.import_module(path)
+    except ImportError as error:
+        raise ImportError(f"the {name} backend needs {error.name or name}: pip install 'lrp-core[{name}]'") from error
