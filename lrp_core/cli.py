@@ -7,8 +7,8 @@
 A user's mistake prints one line, ``lrp: error: ...``, and no traceback: exit status 2 for what
 was asked (a missing file, an unknown option value, a PyTorch pickle), 1 for what cannot be done
 (an unsupported layer, an output index out of range). ``lrp --debug ...`` shows the traceback.
-Importing this module imports no framework: torch, cupy and onnx are imported by ``explain`` only
-when the model or ``--backend`` needs them.
+Importing this module imports no framework: ``explain`` reaches onnx, torch and cupy only through
+the backend modules (``backends/``), and only when the model or ``--backend`` needs them.
 """
 
 from __future__ import annotations
