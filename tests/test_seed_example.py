@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import lrp_core as lrp
+from lrp_core.demo import seed_rules  # the seed document's 8 rules
 
 sys.path.insert(0, os.path.dirname(__file__))
 import _lrp_oracle as O  # noqa: E402
@@ -25,11 +26,6 @@ import _lrp_oracle as O  # noqa: E402
 class MyGammaRule(lrp.LRPRule):
     def modify_parameters(self, param):
         return param + 0.25 * lrp.relu(param)
-
-
-def seed_rules(gamma_rule):
-    return [lrp.ZPlusRule(), lrp.EpsilonRule(), gamma_rule, lrp.EpsilonRule(),
-            lrp.ZeroRule(), lrp.ZeroRule(), lrp.ZeroRule(), lrp.ZeroRule()]
 
 
 @pytest.fixture(scope="module")

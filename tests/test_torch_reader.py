@@ -17,6 +17,7 @@ nn = torch.nn
 F = torch.nn.functional
 
 import lrp_core as lrp  # noqa: E402
+from lrp_core.demo import seed_rules  # noqa: E402  (the seed document's 8 rules)
 from _data import data_path, mnist_test_images  # noqa: E402
 from _torch_support import assert_relevance_close, assert_untouched, gradient_times_input, snapshot  # noqa: E402
 
@@ -535,11 +536,6 @@ class LeNet5(nn.Module):
 class MyGammaRule(lrp.LRPRule):
     def modify_parameters(self, param):
         return param + 0.25 * lrp.relu(param)
-
-
-def seed_rules(gamma):
-    return [lrp.ZPlusRule(), lrp.EpsilonRule(), gamma, lrp.EpsilonRule(),
-            lrp.ZeroRule(), lrp.ZeroRule(), lrp.ZeroRule(), lrp.ZeroRule()]
 
 
 @pytest.fixture(scope="module")
