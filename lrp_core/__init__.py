@@ -14,7 +14,7 @@ from .composites import (Composite, CompositeMap, EpsilonAlpha2Beta1, EpsilonAlp
                          LastLayerTypeMap, LayerMap, RangeMap, RangeTypeMap)
 from .errors import LRPCompatibilityError, LRPError, ModelCheckError, UnsupportedOperatorError
 from .explanation import Explanation
-from .graph import Chain, Graph, Input, Node
+from .graph import Chain, Graph, GraphBuilder, Input, Node
 from .heatmaps import heatmap
 from .images import save_image
 from .layers import (ELU, GELU, Activation, ActivationLayer, AdaptiveAvgPool, AdaptiveMaxPool, Add, Affine,
@@ -42,7 +42,7 @@ __all__ = [
     "FirstNTypeMap", "EpsilonGammaBox", "EpsilonPlus", "EpsilonAlpha2Beta1", "EpsilonPlusFlat",
     "EpsilonAlpha2Beta1Flat",
     # model
-    "Graph", "Chain", "Input", "Node", "from_torch", "from_onnx",
+    "Graph", "GraphBuilder", "Chain", "Input", "Node", "from_torch", "from_onnx",
     "canonize", "strip_softmax", "check_model",
     # layers
     "Layer", "LinearizableLayer", "PassThroughLayer", "WeightedLayer",

@@ -10,7 +10,6 @@ one analyzer serves several threads.
 
 from __future__ import annotations
 
-import contextlib
 import operator
 import threading
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from .composites import Composite
 from .errors import LRPCompatibilityError
 from .explanation import Explanation
 from .graph import Graph
-from .kernels import get_kernels, namespace_name
+from .kernels import get_backend, namespace_name
 from .layers import Layer, LinearizableLayer, PassThroughLayer
 from .readers import as_graph
 from .rules import LRPRule, ZeroRule
@@ -48,8 +47,7 @@ def _step(rule, layer, modified, inputs, shapes, relevance, forward=None, nonneg
 
 def _compute_context(xp):
     """The context the passes run in: a backend may provide one (torch: ``inference_mode``)."""
-    factory = getattr(get_kernels(xp), "compute_context", None)
-    return factory() if factory is not None else contextlib.nullcontext()
+    return get_backend(xp).compute_context()
 
 
 def _compatibility_error(rule, layer, where: str) -> LRPCompatibilityError:

@@ -7,70 +7,33 @@ from __future__ import annotations
 
 from .arrays import namespace_of, to_namespace
 from .errors import ModelCheckError
-from .graph import Graph, Node
+from .graph import Graph
 from .layers import (ActivationLayer, BatchNorm, Conv, ConvTranspose, Dense, LinearizableLayer,
                      PassThroughLayer, Softmax, WeightedLayer)
 from .readers import as_graph
+from .rewrite import drop, fuse, keep, rewrite
 
 __all__ = ["canonize", "strip_softmax", "check_model"]
 
 
-def _rewrite(graph: Graph, decide) -> Graph:
-    """Rebuild ``graph`` node by node. ``decide(i, node, new_nodes, value_map, consumers)``
-    returns ``("keep", layer)``, ``("drop", None)`` (the node's output becomes its input) or
-    ``("fuse", layer)`` (the producer's new node takes ``layer``; the output becomes the
-    producer's)."""
-    consumers = graph.consumers()
-    value_map = {0: 0}
-    new_nodes: list[Node] = []
-    for i, node in enumerate(graph.nodes):
-        action, layer = decide(i, node, consumers)
-        if action == "drop":
-            value_map[i + 1] = value_map[node.inputs[0]]
-        elif action == "fuse":
-            producer_value = value_map[node.inputs[0]]
-            old = new_nodes[producer_value - 1]
-            new_nodes[producer_value - 1] = Node(layer, old.inputs, old.name)
-            value_map[i + 1] = producer_value
-        else:
-            new_nodes.append(Node(layer, tuple(value_map[j] for j in node.inputs), node.name))
-            value_map[i + 1] = len(new_nodes)
-    output = value_map[len(graph.nodes)]
-    if output == 0:  # everything was a no-op: keep the graph as it is
-        return graph
-    return Graph.from_nodes(new_nodes[:output])
-
-
-def _producer(graph: Graph, node: Node, consumers):
-    """The node feeding ``node`` alone, or ``None``."""
-    if len(node.inputs) != 1 or node.inputs[0] == 0 or len(consumers[node.inputs[0]]) != 1:
-        return None
-    return graph.nodes[node.inputs[0] - 1]
-
-
 def _remove_noops(graph: Graph) -> Graph:
-    def decide(i, node, consumers):
-        noop = getattr(node.layer, "is_noop", False)
-        return ("drop", None) if noop else ("keep", node.layer)
+    def decide(site):
+        return drop() if getattr(site.node.layer, "is_noop", False) else keep()
 
-    return _rewrite(graph, decide)
+    return rewrite(graph, decide) or graph  # everything a no-op: keep the graph as it is
 
 
-def _fuse_pairs(graph: Graph, fuse) -> Graph:
-    """Fuse each node into its sole producer where ``fuse(producer_layer, layer)`` gives a layer."""
-    fused_layers: dict[int, object] = {}  # producer index -> its current layer
-
-    def decide(i, node, consumers):
-        producer = _producer(graph, node, consumers)
-        if producer is not None:
-            p = node.inputs[0] - 1
-            merged = fuse(fused_layers.get(p, producer.layer), node.layer)
+def _fuse_pairs(graph: Graph, fuse_pair) -> Graph:
+    """Fuse each node into its sole producer where ``fuse_pair(producer_layer, layer)`` gives a
+    layer."""
+    def decide(site):
+        if site.producer is not None:
+            merged = fuse_pair(site.producer, site.node.layer)
             if merged is not None:
-                fused_layers[i] = merged
-                return ("fuse", merged)
-        return ("keep", node.layer)
+                return fuse(merged)
+        return keep()
 
-    return _rewrite(graph, decide)
+    return rewrite(graph, decide)
 
 
 def fuse_batchnorm(linear, norm):

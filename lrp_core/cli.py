@@ -8,7 +8,7 @@ A user's mistake prints one line, ``lrp: error: ...``, and no traceback: exit st
 was asked (a missing file, an unknown option value, a PyTorch pickle), 1 for what cannot be done
 (an unsupported layer, an output index out of range). ``lrp --debug ...`` shows the traceback.
 Importing this module imports no framework: ``explain`` reaches onnx, torch and cupy only through
-the backend modules (``backends/``), and only when the model or ``--backend`` needs them.
+the backends (``lrp_core.backends``), and only when the model or ``--backend`` needs them.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .demo import DEFAULT_DIGITS, MyGammaRule, run_demo, seed_rules
 from .errors import LRPError
 from .heatmaps import _colormap, heatmap
 from .images import load_image, save_image, to_model_input
-from .kernels import provider
+from .kernels import backend_named
 from .models import random_lenet5
 from .rules import ZeroRule
 
@@ -195,7 +195,7 @@ def _to_backend(x: np.ndarray, backend: str):
     if backend == "numpy":
         return x
     try:
-        return provider(backend).from_numpy(x)
+        return backend_named(backend).from_numpy(x)
     except ImportError as error:
         raise UserError(f"--backend {backend}: {error}") from None
 

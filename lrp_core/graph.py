@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from .layers.base import Layer, Symbol
 
-__all__ = ["Node", "Graph", "Chain", "Input"]
+__all__ = ["Node", "Graph", "GraphBuilder", "Chain", "Input"]
 
 
 @dataclass(frozen=True)
@@ -30,25 +30,56 @@ class Node:
     name: str | None = None
 
 
-class _Builder:
-    """Collects nodes while a graph is built from symbolic tensors."""
+class GraphBuilder:
+    """Builds a graph node by node; the one builder behind :func:`Input`, both model readers and
+    graphs built by hand.
+
+    Value 0 is the input; :meth:`add` appends a node and returns the index of its output value::
+
+        b = lrp.GraphBuilder()
+        h = b.add(lrp.Conv(w, b0, padding=1), [0], name="conv1")
+        y = b.add(lrp.Add(), [b.add(lrp.ReLU(), [h]), h], name="residual")
+        model = b.build(y)
+
+    Calling a layer on the symbolic tensors of :func:`Input` does the same through :meth:`call`.
+    """
 
     def __init__(self):
         self.nodes: list[Node] = []
 
-    def add(self, layer: Layer, symbols, name=None) -> Symbol:
+    def add(self, layer: Layer, inputs, name: str | None = None) -> int:
+        """Append ``layer`` applied to the values ``inputs``; the index of its output value."""
+        if isinstance(layer, Graph):
+            raise TypeError("GraphBuilder.add takes a layer; call a graph on a symbolic tensor to inline it")
+        if not isinstance(layer, Layer):
+            raise TypeError(f"{layer!r} is not an lrp_core layer")
+        inputs = tuple(int(j) for j in inputs)
+        if any(not 0 <= j <= len(self.nodes) for j in inputs):
+            raise ValueError(f"{layer.describe()} reads a value that does not exist yet: {inputs} "
+                             f"(values 0..{len(self.nodes)})")
+        layer._check_arity(len(inputs))
+        self.nodes.append(Node(layer, inputs, name))
+        return len(self.nodes)
+
+    def call(self, layer: Layer, symbols, name: str | None = None) -> Symbol:
+        """``layer`` applied to symbolic tensors of this builder (a graph is inlined)."""
         if any(s.builder is not self for s in symbols):
             raise ValueError("the inputs of a layer come from different graphs under construction")
         if isinstance(layer, Graph):
             return layer._inline(self, symbols[0])
-        layer._check_arity(len(symbols))
-        self.nodes.append(Node(layer, tuple(s.index for s in symbols), name))
-        return Symbol(self, len(self.nodes))
+        return Symbol(self, self.add(layer, tuple(s.index for s in symbols), name))
+
+    def build(self, output: int | None = None) -> "Graph":
+        """The graph whose output is the value ``output`` (default: the last node's)."""
+        output = len(self.nodes) if output is None else int(output)
+        if output == 0:
+            raise ValueError("the output is the input itself: a graph needs at least one layer")
+        return Graph.from_nodes(self.nodes[:output])
 
 
 def Input() -> Symbol:
     """A symbolic input for building a :class:`Graph` by calling layers on it."""
-    return Symbol(_Builder(), 0)
+    return Symbol(GraphBuilder(), 0)
 
 
 class Graph(Layer):
@@ -135,11 +166,10 @@ class Graph(Layer):
         """The same wiring with other layers (one per node)."""
         return Graph.from_nodes(Node(layer, node.inputs, node.name) for layer, node in zip(layers, self.nodes))
 
-    def _inline(self, builder: _Builder, symbol: Symbol) -> Symbol:
+    def _inline(self, builder: GraphBuilder, symbol: Symbol) -> Symbol:
         indices = [symbol.index]
         for node in self.nodes:
-            builder.nodes.append(Node(node.layer, tuple(indices[j] for j in node.inputs), node.name))
-            indices.append(len(builder.nodes))
+            indices.append(builder.add(node.layer, tuple(indices[j] for j in node.inputs), node.name))
         return Symbol(builder, indices[-1])
 
     # -- display -------------------------------------------------------------------------------

@@ -25,17 +25,17 @@ def _reader(module: str, extra: str):
 
 def from_torch(module, **options) -> Graph:
     """The graph of a ``torch.nn.Module`` (traced with torch.fx; the module is not modified)."""
-    return _reader("backends.torch_reader", "torch").from_torch(module, **options)
+    return _reader("lrp_core.backends.readers.torch", "torch").from_torch(module, **options)
 
 
 def from_onnx(path_or_model, **options) -> Graph:
     """The graph of an ONNX model (a path or an ``onnx.ModelProto``), read without running it."""
-    return _reader("backends.onnx_reader", "onnx").from_onnx(path_or_model, **options)
+    return _reader("lrp_core.backends.readers.onnx", "onnx").from_onnx(path_or_model, **options)
 
 
 def onnx_input_shape(path_or_model) -> tuple:
     """The declared input shape of an ONNX model, batch axis included (``None`` where open)."""
-    return _reader("backends.onnx_reader", "onnx").model_input_shape(path_or_model)
+    return _reader("lrp_core.backends.readers.onnx", "onnx").model_input_shape(path_or_model)
 
 
 def as_graph(model) -> Graph:

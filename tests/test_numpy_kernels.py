@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backends import numpy_kernels
-from lrp_core.kernels import get_kernels, reference
+from lrp_core.backends.kernels import numpy_backend as numpy_kernels
+from lrp_core.kernels import get_backend, reference
 
 
 def close(actual, expected):
@@ -45,7 +45,7 @@ def pool_kwargs(c, *, dilation=True):
 
 
 def test_registry_picks_the_numpy_kernels():
-    assert get_kernels(np) is numpy_kernels
+    assert get_backend(np) is numpy_kernels.BACKEND
 
 
 @given(c=case(groups=True))

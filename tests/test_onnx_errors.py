@@ -12,7 +12,7 @@ ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import lrp_core as lrp  # noqa: E402
-from backends.onnx_reader import OnnxModelError  # noqa: E402
+from lrp_core.backends.readers.onnx import OnnxModelError  # noqa: E402
 
 from _data import data_path  # noqa: E402
 

@@ -15,10 +15,10 @@ torch = pytest.importorskip("torch")
 
 import array_api_compat  # noqa: E402
 
-from lrp_core.kernels import get_kernels, reference, special  # noqa: E402
+from lrp_core.kernels import get_backend, reference, special  # noqa: E402
 from lrp_core.kernels.shapes import normalize_padding, output_spatial_shape  # noqa: E402
 
-from backends import torch_kernels as tk  # noqa: E402
+from lrp_core.backends.kernels import torch_backend as tk  # noqa: E402
 
 PADDINGS = [0, 1, "asym"]  # "asym": (1, 2) on the first axis, (2, 0) on the others
 
@@ -142,7 +142,7 @@ def test_kernels_do_not_write_into_their_inputs():
 
 def test_registry_uses_the_torch_kernels():
     xp = array_api_compat.array_namespace(torch.zeros(1))
-    assert get_kernels(xp) is tk
+    assert get_backend(xp) is tk.BACKEND
 
 
 def test_to_numpy_erf_and_compute_context():

@@ -21,7 +21,7 @@ from lrp_core.demo import seed_rules  # noqa: E402  (the seed document's 8 rules
 from _data import data_path, mnist_test_images  # noqa: E402
 from _torch_support import assert_relevance_close, assert_untouched, gradient_times_input, snapshot  # noqa: E402
 
-from backends.torch_reader import UntraceableModelError  # noqa: E402
+from lrp_core.backends.readers.torch import UntraceableModelError  # noqa: E402
 
 EXACT_LRP0 = lrp.EpsilonRule(1e-100)  # LRP-0 with a negligible stabiliser: gradient x input exactly
 

@@ -1,15 +1,33 @@
-"""The few operations the array API standard lacks, and where a faster version comes from.
+"""The few operations the array API standard lacks, and the backend that supplies them.
 
 The array API standard has no convolution, no transposed convolution and no pooling. This
-package declares them once (:mod:`lrp_core.kernels.reference` is the readable, pure array-API
-implementation that runs on any namespace, array-api-strict included) and looks up a faster
-implementation for the namespace of the data in a small registry.
+package declares them once, in the :class:`Backend` protocol, whose defaults are the readable,
+pure array-API implementations of :mod:`lrp_core.kernels.reference` (they run on any namespace,
+array-api-strict included). One small subclass per framework overrides what its framework does
+natively (einops' ``_backends.py`` is the model); :func:`get_backend` picks it by the namespace
+of the data. Call sites ask the backend (``get_backend(xp).conv(...)``), never ``getattr``.
 
-The registry is lazy: a provider is named by the dotted path of its module and imported the
-first time an array of its namespace is seen, so importing :mod:`lrp_core` imports no framework.
-A provider module exposes the same functions as :mod:`lrp_core.kernels.reference`; one that
-cannot be imported (its framework is missing) falls back to the reference, silently, in this
-one place.
+Which operation is native where (everything else is the array-API reference):
+
+============================  ==================  =========================  ==================
+operation                     NumPy               torch (CPU, CUDA)          CuPy
+============================  ==================  =========================  ==================
+conv, conv_transpose          im2col + matmul     ``F.conv*d``,              reference
+                                                  ``F.conv_transpose*d``
+max_pool, max_pool_transpose  sliding windows     ``F.max_pool*d``,          reference
+                                                  ``scatter_add``
+avg_pool, avg_pool_transpose  sliding windows     ``F.avg_pool*d``,          reference
+                                                  depthwise transpose
+erf                           reference           ``torch.special.erf``      reference
+compute_context               none                ``torch.inference_mode``   none
+to_numpy / from_numpy         identity            ``.cpu().numpy()`` /       ``cupy.asnumpy`` /
+                                                  ``torch.from_numpy``       ``cupy.asarray``
+============================  ==================  =========================  ==================
+
+The registry is lazy: a backend is named by the dotted path of its module (which defines
+``BACKEND``, an instance) and imported the first time an array of its namespace is seen, so
+importing :mod:`lrp_core` imports no framework. Only the framework's own missing import falls
+back to the reference; any other error in a backend module surfaces.
 
 Kernel signatures (``d`` spatial dimensions, arrays batch first)::
 
@@ -29,23 +47,93 @@ maximum.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
-from types import ModuleType
 
 import array_api_compat
+import numpy as np
 
-from . import reference
+from . import reference, special
 
-__all__ = ["get_kernels", "register_kernels", "namespace_name", "provider", "reference"]
+__all__ = ["Backend", "get_backend", "register_backend", "backend_named", "namespace_name",
+           "reference"]
 
-# namespace name -> dotted module path of the faster provider (imported lazily)
-_PROVIDERS: dict[str, str] = {
-    "numpy": "backends.numpy_kernels",
-    "torch": "backends.torch_kernels",
-    "cupy": "backends.cupy_kernels",
+
+class Backend:
+    """The backend protocol; its defaults are the pure array-API reference.
+
+    A subclass overrides what its framework does natively and sets :attr:`name` (the namespace
+    name it serves) and :attr:`framework` (the import name whose absence makes the registry fall
+    back to this base class).
+    """
+
+    name = "array-api"
+    framework: str | None = None
+
+    # -- kernels --------------------------------------------------------------------------------
+    def conv(self, x, w, *, stride, padding, dilation, groups):
+        return reference.conv(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+    def conv_transpose(self, y, w, *, stride, padding, dilation, groups, input_shape):
+        return reference.conv_transpose(y, w, stride=stride, padding=padding, dilation=dilation,
+                                        groups=groups, input_shape=input_shape)
+
+    def max_pool(self, x, *, kernel, stride, padding, dilation, ceil_mode):
+        return reference.max_pool(x, kernel=kernel, stride=stride, padding=padding,
+                                  dilation=dilation, ceil_mode=ceil_mode)
+
+    def max_pool_transpose(self, g, index, *, kernel, stride, padding, dilation, input_shape):
+        return reference.max_pool_transpose(g, index, kernel=kernel, stride=stride, padding=padding,
+                                            dilation=dilation, input_shape=input_shape)
+
+    def avg_pool(self, x, *, kernel, stride, padding, ceil_mode, count_include_pad):
+        return reference.avg_pool(x, kernel=kernel, stride=stride, padding=padding,
+                                  ceil_mode=ceil_mode, count_include_pad=count_include_pad)
+
+    def avg_pool_transpose(self, g, *, kernel, stride, padding, ceil_mode, count_include_pad,
+                           input_shape):
+        return reference.avg_pool_transpose(g, kernel=kernel, stride=stride, padding=padding,
+                                            ceil_mode=ceil_mode,
+                                            count_include_pad=count_include_pad,
+                                            input_shape=input_shape)
+
+    # -- special functions and the environment of a pass ----------------------------------------
+    def erf(self, x):
+        """The error function, elementwise."""
+        return special.erf(x)
+
+    def compute_context(self):
+        """The context the analyzer's passes run in (torch: ``inference_mode``)."""
+        return contextlib.nullcontext()
+
+    # -- host conversions -----------------------------------------------------------------------
+    def to_numpy(self, x) -> np.ndarray:
+        """A host NumPy copy (or view) of ``x``."""
+        if isinstance(x, np.ndarray):
+            return x
+        try:
+            return np.from_dlpack(x)
+        except (TypeError, RuntimeError, BufferError, AttributeError):
+            return np.asarray(x)
+
+    def from_numpy(self, x: np.ndarray):
+        """``x`` as an array of this backend, on its default device (the CLI's ``--backend``)."""
+        return x
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+_REFERENCE = Backend()
+
+# namespace name -> (dotted module path defining BACKEND, the framework's import name)
+_REGISTRY: dict[str, tuple[str, str]] = {
+    "numpy": ("lrp_core.backends.kernels.numpy_backend", "numpy"),
+    "torch": ("lrp_core.backends.kernels.torch_backend", "torch"),
+    "cupy": ("lrp_core.backends.kernels.cupy_backend", "cupy"),
 }
-_LOADED: dict[str, ModuleType] = {}
+_LOADED: dict[str, Backend] = {}
 _LOCK = threading.Lock()
 
 
@@ -57,43 +145,63 @@ def namespace_name(xp) -> str:
     return getattr(xp, "__name__", type(xp).__name__)
 
 
-def register_kernels(name: str, provider: str | ModuleType) -> None:
-    """Use ``provider`` (a module or its dotted path) for arrays of the namespace ``name``."""
+def register_backend(name: str, backend: Backend | str, framework: str | None = None) -> None:
+    """Use ``backend`` (an instance, or the dotted path of a module defining ``BACKEND``) for
+    arrays of the namespace ``name``."""
     with _LOCK:
         _LOADED.pop(name, None)
-        if isinstance(provider, ModuleType):
-            _LOADED[name] = provider
+        if isinstance(backend, Backend):
+            _LOADED[name] = backend
         else:
-            _PROVIDERS[name] = provider
+            _REGISTRY[name] = (backend, framework or name)
 
 
-def get_kernels(xp) -> ModuleType:
-    """The kernel module for namespace ``xp``: its registered provider, else the reference."""
-    name = namespace_name(xp)
-    module = _LOADED.get(name)
-    if module is not None:
-        return module
-    with _LOCK:
-        module = _LOADED.get(name)
-        if module is None:
-            module = reference
-            path = _PROVIDERS.get(name)
-            if path is not None:
-                try:
-                    module = importlib.import_module(path)
-                except ImportError:  # the framework or the backend package is not installed
-                    module = reference
-            _LOADED[name] = module
-    return module
+def _missing_framework(error: ImportError, framework: str) -> bool:
+    missing = error.name or ""
+    return missing == framework or missing.startswith(framework + ".")
 
 
-def provider(name: str) -> ModuleType:
-    """The backend module registered for the namespace ``name`` (``"torch"``, ``"cupy"``, ...),
-    imported now; an ``ImportError`` says what to install when its framework is missing."""
-    path = _PROVIDERS.get(name)
-    if path is None:
-        raise ValueError(f"no backend is registered for {name!r}; known: {', '.join(sorted(_PROVIDERS))}")
+def _load(name: str) -> Backend:
+    path, framework = _REGISTRY[name]
     try:
-        return importlib.import_module(path)
+        module = importlib.import_module(path)
     except ImportError as error:
-        raise ImportError(f"the {name} backend needs {error.name or name}: pip install 'lrp-core[{name}]'") from error
+        if _missing_framework(error, framework):
+            raise
+        raise ImportError(f"the {name} backend module {path} failed to import: {error}") from error
+    return module.BACKEND
+
+
+def get_backend(xp) -> Backend:
+    """The backend for namespace ``xp``: its registered one, else the array-API reference
+    (also when the registered one's framework is not installed)."""
+    name = namespace_name(xp)
+    backend = _LOADED.get(name)
+    if backend is not None:
+        return backend
+    with _LOCK:
+        backend = _LOADED.get(name)
+        if backend is None:
+            backend = _REFERENCE
+            if name in _REGISTRY:
+                try:
+                    backend = _load(name)
+                except ImportError as error:
+                    if not _missing_framework(error, _REGISTRY[name][1]):
+                        raise
+            _LOADED[name] = backend
+    return backend
+
+
+def backend_named(name: str) -> Backend:
+    """The backend registered for ``name`` (``"torch"``, ``"cupy"``, ...), imported now; an
+    ``ImportError`` says what to install when its framework is missing."""
+    if name not in _REGISTRY:
+        raise ValueError(f"no backend is registered for {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    try:
+        return _load(name)
+    except ImportError as error:
+        if _missing_framework(error, _REGISTRY[name][1]):
+            raise ImportError(f"the {name} backend needs {error.name}: "
+                              f"pip install 'lrp-core[{name}]'") from error
+        raise

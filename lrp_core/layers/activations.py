@@ -87,9 +87,9 @@ class GELU(ActivationLayer):
         if self.approximate == "tanh":
             inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)
             return 0.5 * x * (1.0 + xp.tanh(inner))
-        from ..kernels import get_kernels, special
+        from ..kernels import get_backend
 
-        erf = getattr(get_kernels(xp), "erf", special.erf)  # a backend's native erf, if it has one
+        erf = get_backend(xp).erf
         return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
 
 

@@ -72,7 +72,7 @@ class Layer:
 
     def __call__(self, *args):
         if args and all(isinstance(a, Symbol) for a in args):
-            return args[0].builder.add(self, args)
+            return args[0].builder.call(self, args)
         if any(isinstance(a, Symbol) for a in args):
             raise TypeError("call a layer either on arrays or on symbolic tensors, not a mix")
         self._check_arity(len(args))

@@ -9,7 +9,7 @@ tuple of ``(low, high)`` pairs (asymmetric), ``"valid"`` or (Conv, stride 1) ``"
 from __future__ import annotations
 
 from ..arrays import namespace_of
-from ..kernels import get_kernels
+from ..kernels import get_backend
 from ..kernels.shapes import normalize_padding, normalize_tuple
 from .activations import as_activation
 from .base import LinearizableLayer
@@ -153,12 +153,12 @@ class Conv(ConvLayer):
 
     def linear(self, x, weight):
         self._check_input(x)
-        return get_kernels(namespace_of(x)).conv(
+        return get_backend(namespace_of(x)).conv(
             x, weight, stride=self.stride, padding=self.resolved_padding(),
             dilation=self.dilation, groups=self.groups)
 
     def linear_transpose(self, s, weight, input_shape):
-        return get_kernels(namespace_of(s)).conv_transpose(
+        return get_backend(namespace_of(s)).conv_transpose(
             s, weight, stride=self.stride, padding=self.resolved_padding(),
             dilation=self.dilation, groups=self.groups, input_shape=input_shape)
 
@@ -189,12 +189,12 @@ class ConvTranspose(ConvLayer):
 
     def linear(self, x, weight):
         self._check_input(x)
-        return get_kernels(namespace_of(x)).conv_transpose(
+        return get_backend(namespace_of(x)).conv_transpose(
             x, weight, stride=self.stride, padding=self.padding, dilation=self.dilation,
             groups=self.groups, input_shape=self.output_shape(tuple(x.shape)))
 
     def linear_transpose(self, s, weight, input_shape):
-        return get_kernels(namespace_of(s)).conv(
+        return get_backend(namespace_of(s)).conv(
             s, weight, stride=self.stride, padding=self.padding, dilation=self.dilation,
             groups=self.groups)
 

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ..arrays import namespace_of
-from ..kernels import get_kernels
+from ..kernels import get_backend
 from ..kernels.shapes import normalize_padding, normalize_tuple
 from .base import LinearizableLayer
 
@@ -79,10 +79,10 @@ class MaxPool(_WindowPool):
         return geometry
 
     def preactivation(self, x):
-        return get_kernels(namespace_of(x)).max_pool(x, **self._geometry(x))[0]
+        return get_backend(namespace_of(x)).max_pool(x, **self._geometry(x))[0]
 
     def linearize(self, x):
-        kernels = get_kernels(namespace_of(x))
+        kernels = get_backend(namespace_of(x))
         geometry = self._geometry(x)
         y, index = kernels.max_pool(x, **geometry)
         del geometry["ceil_mode"]
@@ -106,10 +106,10 @@ class AvgPool(_WindowPool):
         return geometry
 
     def preactivation(self, x):
-        return get_kernels(namespace_of(x)).avg_pool(x, **self._geometry(x))
+        return get_backend(namespace_of(x)).avg_pool(x, **self._geometry(x))
 
     def linearize(self, x):
-        kernels = get_kernels(namespace_of(x))
+        kernels = get_backend(namespace_of(x))
         geometry = self._geometry(x)
         shape = tuple(x.shape)
         return (kernels.avg_pool(x, **geometry),

@@ -18,6 +18,7 @@ import operator
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from lrp_core.kernels import Backend
 from lrp_core.kernels.shapes import (
     check_shape,
     conv_spatial_dims,
@@ -30,8 +31,8 @@ from lrp_core.kernels.shapes import (
     window_extent,
 )
 
-__all__ = ["conv", "conv_transpose", "max_pool", "max_pool_transpose", "avg_pool",
-           "avg_pool_transpose"]
+__all__ = ["NumpyBackend", "BACKEND", "conv", "conv_transpose", "max_pool", "max_pool_transpose",
+           "avg_pool", "avg_pool_transpose"]
 
 
 def _padded(x, kernel, stride, padding, dilation, out, fill):
@@ -195,3 +196,19 @@ def avg_pool_transpose(g, *, kernel, stride, padding, ceil_mode, count_include_p
     share = g / _divisor(spatial, kernel, stride, padding, out, count_include_pad, g.dtype)
     return _add_taps([share] * math.prod(kernel), input_shape, kernel, stride,
                      padding, ones, out, share.dtype)
+
+
+class NumpyBackend(Backend):
+    """NumPy: the kernels above; ``erf`` and the rest from the array-API reference."""
+
+    name = "numpy"
+    framework = "numpy"
+    conv = staticmethod(conv)
+    conv_transpose = staticmethod(conv_transpose)
+    max_pool = staticmethod(max_pool)
+    max_pool_transpose = staticmethod(max_pool_transpose)
+    avg_pool = staticmethod(avg_pool)
+    avg_pool_transpose = staticmethod(avg_pool_transpose)
+
+
+BACKEND = NumpyBackend()

@@ -8,7 +8,7 @@ The graph is read with the ``onnx`` package; nothing is executed (constant subgr
 the ``Shape -> Gather -> Unsqueeze -> Concat`` that feeds a ``Reshape``, are folded with NumPy).
 Weights come out as NumPy arrays, so the core converts them to the namespace of the data (NumPy,
 torch, CuPy). The leading dimension is the batch: a graph exported for a batch of 1 explains a
-batch of N. Each operator's translation lives in :mod:`backends.onnx_ops`; after translation a
+batch of N. Each operator's translation lives in :mod:`lrp_core.backends.readers.onnx.ops`; after translation a
 constant ``Add``/``Mul``/``Sub``/``Div`` that follows a Dense or Conv is folded into its bias and
 weight, consecutive constant scale-and-shifts merge, and a zero ``Pad`` before a Conv or an
 average pooling becomes their padding.
@@ -31,11 +31,12 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 import lrp_core as lrp
-from lrp_core.graph import Graph, Node
+from lrp_core.graph import Graph, GraphBuilder, Node
 from lrp_core.kernels.shapes import conv_output_size
 from lrp_core.layers import Affine, ZeroPad
+from lrp_core.rewrite import absorb, fuse, keep, rewrite
 
-from .onnx_ops import BATCH, FOLDINGS, TRANSLATIONS, NodeView, absorb_pad, fold_affine
+from .ops import BATCH, FOLDINGS, TRANSLATIONS, NodeView, absorb_pad, fold_affine
 
 __all__ = ["from_onnx", "model_input_shape", "OnnxModelError", "SUPPORTED_OPS", "MIN_OPSET"]
 
@@ -175,15 +176,6 @@ def _tensor_to_array(tensor, base_dir, label: str) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # translation
 # ---------------------------------------------------------------------------------------------
-class _Entry:
-    """A node of the graph under construction (mutable until the graph is built)."""
-
-    __slots__ = ("layer", "inputs", "name")
-
-    def __init__(self, layer, inputs, name):
-        self.layer, self.inputs, self.name = layer, tuple(inputs), name
-
-
 class Translator:
     """Walks the ONNX nodes in order, keeping constants (NumPy arrays) and activations (value
     indices of the graph under construction, with their per-sample shapes where known)."""
@@ -195,7 +187,7 @@ class Translator:
         self.opset = _opset(model)
         self.consts: dict[str, np.ndarray] = {}
         self.values: dict[str, int] = {}
-        self.entries: list[_Entry] = []
+        self.builder = GraphBuilder()
         self.shapes: list = []  # per value index: the per-sample shape, or None if unknown
         self.uses = Counter(name for node in self.graph.node for name in node.input if name)
         self.uses.update(v.name for v in self.graph.output)
@@ -256,9 +248,9 @@ class Translator:
         except (ValueError, TypeError) as error:
             raise self.unsupported(n, f"{layer.describe()} does not fit its input: {error}") from error
         name = n.layer_name if suffix is None else f"{n.layer_name}:{suffix}"
-        self.entries.append(_Entry(layer, inputs, name))
+        value = self.builder.add(layer, inputs, name)
         self.shapes.append(shape)
-        return len(self.entries)
+        return value
 
     # -- the walk ------------------------------------------------------------------------------
     def _set_input(self, input_shape) -> None:
@@ -361,53 +353,27 @@ class Translator:
 
     # -- after translation: folding, then the graph ------------------------------------------------
     def _build(self, output: int) -> Graph:
-        entries, shapes = self.entries, self.shapes
-        readers = [0] * (len(entries) + 1)
-        for entry in entries:
-            for v in entry.inputs:
-                readers[v] += 1
-        readers[output] += 1
-        alive = [True] * len(entries)
-        redirect: dict[int, int] = {}
+        """The post-pass: fold constant scale-and-shifts into their producer, absorb zero pads."""
+        shapes = self.shapes
 
-        def resolve(v):
-            while v in redirect:
-                v = redirect[v]
-            return v
-
-        for i, entry in enumerate(entries):
-            entry.inputs = tuple(resolve(v) for v in entry.inputs)
-            if len(entry.inputs) != 1 or entry.inputs[0] == 0:
-                continue
-            v = entry.inputs[0]
-            producer = entries[v - 1]
-            if readers[v] != 1 or not alive[v - 1]:
-                continue
-            if isinstance(entry.layer, Affine):
-                merged = fold_affine(producer.layer, entry.layer, shapes[v])
+        def decide(site):
+            layer = site.node.layer
+            if site.producer is None:
+                return keep()
+            if isinstance(layer, Affine):
+                merged = fold_affine(site.producer, layer, shapes[site.producer_value])
                 if merged is not None:
-                    producer.layer = merged
-                    alive[i] = False
-                    redirect[i + 1] = v
-                    readers[v] += readers[i + 1] - 1
-                    continue
-            if isinstance(producer.layer, ZeroPad):
-                absorbed = absorb_pad(producer.layer, entry.layer)
+                    return fuse(merged)
+            if isinstance(site.producer, ZeroPad):
+                absorbed = absorb_pad(site.producer, layer)
                 if absorbed is not None:
-                    entry.layer = absorbed
-                    entry.inputs = producer.inputs
-                    alive[v - 1] = False
-        output = resolve(output)
-        value_map = {0: 0}
-        nodes = []
-        for i, entry in enumerate(entries):
-            if alive[i]:
-                nodes.append(Node(entry.layer, tuple(value_map[v] for v in entry.inputs), entry.name))
-                value_map[i + 1] = len(nodes)
-        out = value_map[output]
-        if out == 0:  # the output is the input (a graph of Identity/Dropout only)
+                    return absorb(absorbed)
+            return keep()
+
+        graph = rewrite(self.builder.nodes, decide, output=output)
+        if graph is None:  # the output is the input (a graph of Identity/Dropout only)
             return Graph.from_nodes([Node(lrp.Identity(), (0,), "identity")])
-        return Graph.from_nodes(nodes[:out])
+        return graph
 
 
 def _slice(n: NodeView, shape):

@@ -2,7 +2,7 @@
 constant folding of shape computations.
 
 Each translation ``_op(t, n)`` reads the node ``n`` (a :class:`NodeView`) through the
-translator ``t`` (:class:`backends.onnx_reader.Translator`) and returns one entry per node
+translator ``t`` (:class:`lrp_core.backends.readers.onnx.reader.Translator`) and returns one entry per node
 output: a value index of the lrp_core graph under construction (an activation), a NumPy array
 (a constant) or ``None`` (an output nothing reads). Attributes are read the way the node's opset
 defines them (``axes`` as an attribute before opset 13 and an input from 13 on, and so on).

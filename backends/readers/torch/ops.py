@@ -3,7 +3,7 @@
 :func:`_module_layer` translates a leaf module of ``torch.nn``; :data:`_FUNCTIONS` (keyed by the
 function) and :data:`_METHODS` (keyed by the tensor method's name) hold the translations of
 functions and tensor methods. Together they cover the lists in the docstring of
-:mod:`backends.torch_reader`, whose ``_Reader`` walks the fx graph and calls them.
+:mod:`lrp_core.backends.readers.torch.reader`, whose ``_Reader`` walks the fx graph and calls them.
 
 The values a translation reads and returns (the translation environment): a :class:`_Tensor` (a
 symbol of the lrp graph and its rank), a :class:`_Size` or :class:`_Dim` (``x.size()``,

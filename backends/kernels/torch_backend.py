@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lrp_core.kernels import reference
+from lrp_core.kernels import Backend, reference
 from lrp_core.kernels.shapes import (
     check_shape,
     conv_spatial_dims,
@@ -45,7 +45,7 @@ from lrp_core.kernels.shapes import (
     window_counts,
 )
 
-__all__ = ["conv", "conv_transpose", "max_pool", "max_pool_transpose", "avg_pool",
+__all__ = ["TorchBackend", "BACKEND", "conv", "conv_transpose", "max_pool", "max_pool_transpose", "avg_pool",
            "avg_pool_transpose", "to_numpy", "from_numpy", "erf", "compute_context"]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -247,3 +247,23 @@ def erf(x):
 def from_numpy(x: np.ndarray) -> torch.Tensor:
     """A NumPy array as a torch tensor, on the GPU when CUDA is available (for ``lrp explain``)."""
     return torch.from_numpy(x).to("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class TorchBackend(Backend):
+    """torch (CPU and CUDA): the functions above."""
+
+    name = "torch"
+    framework = "torch"
+    conv = staticmethod(conv)
+    conv_transpose = staticmethod(conv_transpose)
+    max_pool = staticmethod(max_pool)
+    max_pool_transpose = staticmethod(max_pool_transpose)
+    avg_pool = staticmethod(avg_pool)
+    avg_pool_transpose = staticmethod(avg_pool_transpose)
+    erf = staticmethod(erf)
+    compute_context = staticmethod(compute_context)
+    to_numpy = staticmethod(to_numpy)
+    from_numpy = staticmethod(from_numpy)
+
+
+BACKEND = TorchBackend()

@@ -17,7 +17,7 @@ translates every node the output depends on into an lrp-core layer:
   ``F.conv_transpose*``/``F.batch_norm``/``F.layer_norm`` on the module's own parameters.
 
 This module traces the model and walks the fx graph; the translations of single modules,
-functions and tensor methods are in :mod:`backends.torch_ops`.
+functions and tensor methods are in :mod:`lrp_core.backends.readers.torch.ops`.
 
 Semantics:
 
@@ -57,7 +57,7 @@ import torch.nn as nn
 import lrp_core as lrp
 from lrp_core.errors import LRPError, UnsupportedOperatorError
 
-from .torch_ops import (_FUNCTIONS, _METHODS, _Failed, _fail, _module_layer, _Op, _Propagated, _short, _Tensor,
+from .ops import (_FUNCTIONS, _METHODS, _Failed, _fail, _module_layer, _Op, _Propagated, _short, _Tensor,
                         _tensor, _Unsupported)
 
 __all__ = ["from_torch", "UntraceableModelError"]
@@ -273,7 +273,7 @@ class _Reader:
     def _add(self, layer, inputs, name, rank):
         symbols = tuple(t.symbol for t in inputs)
         builder = symbols[0].builder
-        return _Tensor(builder.add(layer, symbols, name=name or None), rank)
+        return _Tensor(builder.call(layer, symbols, name=name or None), rank)
 
     def _value(self, arg):
         """An fx argument with nodes replaced by their translated values (recursively)."""
