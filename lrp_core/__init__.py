@@ -8,9 +8,8 @@
 from .analyzer import LRP, analyze, propagate
 from .arrays import keep_negative, keep_positive, relu, stabilize_denom
 from .canonize import canonize, check_model, strip_softmax
-from .composites import (Composite, CompositeMap, EpsilonAlpha2Beta1, EpsilonAlpha2Beta1Flat,
-                         EpsilonGammaBox, EpsilonPlus, EpsilonPlusFlat, FirstLayerMap,
-                         FirstLayerTypeMap, FirstNTypeMap, GlobalMap, GlobalTypeMap, LastLayerMap,
+from .composites import (Composite, CompositeMap, FirstLayerMap, FirstLayerTypeMap,
+                         FirstNTypeMap, FirstOfTypeMap, GlobalMap, GlobalTypeMap, LastLayerMap,
                          LastLayerTypeMap, LayerMap, RangeMap, RangeTypeMap)
 from .errors import LRPCompatibilityError, LRPError, ModelCheckError, UnsupportedOperatorError
 from .explanation import Explanation
@@ -23,6 +22,8 @@ from .layers import (ELU, GELU, Activation, ActivationLayer, AdaptiveAvgPool, Ad
                      LeakyReLU, LinearizableLayer, MaxPool, NormalizationLayer, PassThroughLayer,
                      PoolingLayer, ReLU, ReLU6, Reshape, ReshapingLayer, Sigmoid, SiLU, Softmax, Tanh,
                      WeightedLayer, ZeroPad)
+from .presets import (PRESETS, EpsilonAlpha2Beta1, EpsilonAlpha2Beta1Flat, EpsilonGammaBox,
+                      EpsilonPlus, EpsilonPlusFlat, preset)
 from .readers import from_onnx, from_torch
 from .rules import (AlphaBetaRule, EpsilonRule, FlatRule, GammaRule, GeneralizedGammaRule,
                     LayerNormRule, LRPRule, PassRule, WSquareRule, ZBoxRule, ZeroRule, ZPlusRule)
@@ -38,8 +39,8 @@ __all__ = [
     "relu", "keep_positive", "keep_negative", "stabilize_denom",
     # composites
     "Composite", "CompositeMap", "GlobalMap", "LayerMap", "RangeMap", "FirstLayerMap",
-    "LastLayerMap", "GlobalTypeMap", "RangeTypeMap", "FirstLayerTypeMap", "LastLayerTypeMap",
-    "FirstNTypeMap", "EpsilonGammaBox", "EpsilonPlus", "EpsilonAlpha2Beta1", "EpsilonPlusFlat",
+    "LastLayerMap", "GlobalTypeMap", "RangeTypeMap", "FirstLayerTypeMap", "FirstOfTypeMap",
+    "LastLayerTypeMap", "FirstNTypeMap", "PRESETS", "preset", "EpsilonGammaBox", "EpsilonPlus", "EpsilonAlpha2Beta1", "EpsilonPlusFlat",
     "EpsilonAlpha2Beta1Flat",
     # model
     "Graph", "GraphBuilder", "Chain", "Input", "Node", "from_torch", "from_onnx",

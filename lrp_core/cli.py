@@ -19,7 +19,6 @@ import sys
 
 import numpy as np
 
-from . import composites
 from .analyzer import LRP
 from .arrays import to_numpy
 from .demo import DEFAULT_DIGITS, MyGammaRule, run_demo, seed_rules
@@ -28,7 +27,7 @@ from .heatmaps import _colormap, heatmap
 from .images import load_image, save_image, to_model_input
 from .kernels import backend_named
 from .models import random_lenet5
-from .rules import ZeroRule
+from .presets import NEEDS_BOUNDS, PRESETS, preset
 
 __all__ = ["main", "random_lenet5", "MyGammaRule", "seed_rules", "COMPOSITES"]
 
@@ -37,19 +36,8 @@ class UserError(Exception):
     """A mistake in what the user asked for: reported as one line, exit status 2."""
 
 
-def _box(low, high):
-    return composites.EpsilonGammaBox(low, high)
-
-
-#: ``--composite`` names: the presets in kebab case, and ``zero`` (ZeroRule everywhere)
-COMPOSITES = {
-    "epsilon-plus-flat": lambda low, high: composites.EpsilonPlusFlat(),
-    "epsilon-plus": lambda low, high: composites.EpsilonPlus(),
-    "epsilon-alpha2-beta1": lambda low, high: composites.EpsilonAlpha2Beta1(),
-    "epsilon-alpha2-beta1-flat": lambda low, high: composites.EpsilonAlpha2Beta1Flat(),
-    "epsilon-gamma-box": _box,
-    "zero": lambda low, high: ZeroRule(),
-}
+#: ``--composite`` names: the presets of :data:`lrp_core.presets.PRESETS`, in kebab case
+COMPOSITES = tuple(name.replace("_", "-") for name in PRESETS)
 PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -249,7 +237,7 @@ def explain(args) -> int:
     for path in args.inputs:  # fail before any work on a missing or unsupported file
         _check_input_path(path)
     low, high = _bounds(args.composite, mean, std, args.inputs, sample_shape)
-    rules = COMPOSITES[args.composite](low, high)
+    rules = preset(args.composite, low=low, high=high)
     try:
         analyzer = LRP(graph, rules)
     except LRPError as error:

@@ -13,16 +13,14 @@ first key (in the dict's order) that the layer is an instance of decides.
 
 from __future__ import annotations
 
-from .layers import (ConvLayer, Dense, DropoutLayer, Identity, Layer, LayerNorm, NormalizationLayer,
-                     ReshapingLayer)
-from .rules import (AlphaBetaRule, EpsilonRule, FlatRule, GammaRule, LayerNormRule, LRPRule, PassRule,
-                    ZBoxRule, ZeroRule, ZPlusRule)
+from .layers import Layer
+from .rules import LRPRule, ZeroRule
 
 __all__ = [
     "Composite", "CompositeMap",
     "GlobalMap", "LayerMap", "RangeMap", "FirstLayerMap", "LastLayerMap",
-    "GlobalTypeMap", "RangeTypeMap", "FirstLayerTypeMap", "LastLayerTypeMap", "FirstNTypeMap",
-    "EpsilonGammaBox", "EpsilonPlus", "EpsilonAlpha2Beta1", "EpsilonPlusFlat", "EpsilonAlpha2Beta1Flat",
+    "GlobalTypeMap", "RangeTypeMap", "FirstLayerTypeMap", "FirstOfTypeMap", "LastLayerTypeMap",
+    "FirstNTypeMap",
 ]
 
 
@@ -60,7 +58,9 @@ def _type_name(key) -> str:
 class CompositeMap:
     """A composite primitive: maps some layers to rules."""
 
-    def rule_for(self, index: int, layer: Layer, n_layers: int) -> LRPRule | None:
+    def rule_for(self, index: int, layers) -> LRPRule | None:
+        """The rule for layer ``index`` of ``layers`` (all layers, in topological order), or
+        ``None`` where the primitive does not apply."""
         raise NotImplementedError
 
     def covers(self) -> str:
@@ -84,8 +84,8 @@ class _RuleMap(CompositeMap):
     def _matches(self, index, n_layers) -> bool:
         raise NotImplementedError
 
-    def rule_for(self, index, layer, n_layers):
-        return self.rule if self._matches(index, n_layers) else None
+    def rule_for(self, index, layers):
+        return self.rule if self._matches(index, len(layers)) else None
 
     def _body(self):
         return [repr(self.rule)]
@@ -98,9 +98,12 @@ class _TypeMap(CompositeMap):
     def _matches(self, index, n_layers) -> bool:
         raise NotImplementedError
 
-    def rule_for(self, index, layer, n_layers):
-        if not self._matches(index, n_layers):
+    def rule_for(self, index, layers):
+        if not self._matches(index, len(layers)):
             return None
+        return self._rule_of_type(layers[index])
+
+    def _rule_of_type(self, layer):
         for key, rule in self.mapping.items():
             if isinstance(layer, key):
                 return rule
@@ -207,13 +210,31 @@ class RangeTypeMap(_TypeMap):
 
 
 class FirstLayerTypeMap(_TypeMap):
-    """``{LayerType: rule}`` on the first layer (index 0), if its type matches."""
+    """``{LayerType: rule}`` on the first layer (index 0), if its type matches
+    (RelevancePropagation.jl's meaning; see :class:`FirstOfTypeMap` for "the first conv")."""
 
     def _matches(self, index, n_layers):
         return index == 0
 
     def covers(self):
         return "the first layer, if of these types"
+
+
+class FirstOfTypeMap(_TypeMap):
+    """``{LayerType: rule}`` on the first layer, in topological order, that is of one of these
+    types (Zennit's "first layer"): a leading input normalisation does not take its place."""
+
+    def rule_for(self, index, layers):
+        for i, layer in enumerate(layers):
+            if self._rule_of_type(layer) is not None:
+                return self._rule_of_type(layer) if i == index else None
+        return None
+
+    def _matches(self, index, n_layers):  # pragma: no cover - rule_for decides
+        raise NotImplementedError
+
+    def covers(self):
+        return "the first layer of these types"
 
 
 class LastLayerTypeMap(_TypeMap):
@@ -262,11 +283,10 @@ class Composite:
     def rules_for(self, layers) -> list[LRPRule]:
         """One rule per layer of ``layers`` (a graph or a sequence of layers)."""
         layers = list(layers)
-        n = len(layers)
         rules = []
-        for index, layer in enumerate(layers):
+        for index in range(len(layers)):
             for primitive in reversed(self.primitives):
-                rule = primitive.rule_for(index, layer, n)
+                rule = primitive.rule_for(index, layers)
                 if rule is not None:
                     break
             else:
@@ -288,43 +308,3 @@ class Composite:
                 lines.append(f"  {text[-1]},")
         lines.append(")")
         return "\n".join(lines)
-
-
-def _preset(conv_rule, epsilon, first_conv_rule=None) -> Composite:
-    primitives = [GlobalTypeMap({
-        ConvLayer: conv_rule,
-        Dense: EpsilonRule(epsilon),
-        LayerNorm: LayerNormRule(),
-        NormalizationLayer: PassRule(),
-        DropoutLayer: PassRule(),
-        ReshapingLayer: PassRule(),
-        Identity: PassRule(),
-    })]
-    if first_conv_rule is not None:
-        primitives.append(FirstLayerTypeMap({ConvLayer: first_conv_rule}))
-    return Composite(*primitives)
-
-
-def EpsilonGammaBox(low, high, *, epsilon=1e-6, gamma=0.25) -> Composite:
-    """Conv → ``GammaRule(gamma)``, first conv → ``ZBoxRule(low, high)``, Dense → ε-rule."""
-    return _preset(GammaRule(gamma), epsilon, ZBoxRule(low, high))
-
-
-def EpsilonPlus(*, epsilon=1e-6) -> Composite:
-    """Conv → ``ZPlusRule()``, Dense → ``EpsilonRule(epsilon)``."""
-    return _preset(ZPlusRule(), epsilon)
-
-
-def EpsilonAlpha2Beta1(*, epsilon=1e-6) -> Composite:
-    """Conv → ``AlphaBetaRule(2, 1)``, Dense → ``EpsilonRule(epsilon)``."""
-    return _preset(AlphaBetaRule(2.0, 1.0), epsilon)
-
-
-def EpsilonPlusFlat(*, epsilon=1e-6) -> Composite:
-    """:func:`EpsilonPlus` with the first conv → ``FlatRule()``."""
-    return _preset(ZPlusRule(), epsilon, FlatRule())
-
-
-def EpsilonAlpha2Beta1Flat(*, epsilon=1e-6) -> Composite:
-    """:func:`EpsilonAlpha2Beta1` with the first conv → ``FlatRule()``."""
-    return _preset(AlphaBetaRule(2.0, 1.0), epsilon, FlatRule())

@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from . import composites, rules
+from . import presets, rules
 from .analyzer import LRP
 from .arrays import relu
 from .data import load_npz, sample_digits
@@ -50,7 +50,7 @@ def demo_analyzers(model) -> dict[str, LRP]:
     """The demo's four analyzers of ``model``, by column title."""
     return {
         "ZeroRule": LRP(model),
-        "EpsilonPlus": LRP(model, composites.EpsilonPlus()),
+        "EpsilonPlus": LRP(model, presets.EpsilonPlus()),
         "seed rules with\nMyGammaRule": LRP(model, seed_rules(MyGammaRule())),
         "seed rules with\nGammaRule": LRP(model, seed_rules(rules.GammaRule())),
     }

@@ -108,7 +108,7 @@ def test_bad_primitives_are_refused():
 def test_printing_a_composite_shows_primitives_and_coverage():
     text = repr(lrp.EpsilonPlusFlat())
     assert "GlobalTypeMap(" in text and "all layers" in text
-    assert "FirstLayerTypeMap(" in text and "the first layer" in text
+    assert "FirstOfTypeMap(" in text and "the first layer of these types" in text
     assert "ConvLayer" in text and "ZPlusRule()" in text and "FlatRule()" in text
 
 

@@ -1,0 +1,101 @@
+"""The preset composites, and the one registry of their names.
+
+Every preset maps ``ConvLayer`` to its conv rule, ``Dense`` to ``EpsilonRule(epsilon)``,
+``LayerNorm`` to ``LayerNormRule``, and dropout, normalisation, reshaping and identity layers to
+``PassRule``; pooling and activation layers are left to ``ZeroRule``. "The first conv" is the
+first layer of the convolution group in topological order (Zennit's meaning), so an input
+normalisation in the graph does not take its place.
+
+:data:`PRESETS` maps each preset's name to its factory; the command line, the tests and the
+conformance suite read it, and :func:`preset` builds one by name.
+"""
+
+from __future__ import annotations
+
+from .composites import Composite, FirstOfTypeMap, GlobalMap, GlobalTypeMap
+from .layers import (ConvLayer, Dense, DropoutLayer, Identity, LayerNorm, NormalizationLayer,
+                     ReshapingLayer)
+from .rules import (AlphaBetaRule, EpsilonRule, FlatRule, GammaRule, LayerNormRule, PassRule,
+                    ZBoxRule, ZeroRule, ZPlusRule)
+
+__all__ = ["EpsilonGammaBox", "EpsilonPlus", "EpsilonAlpha2Beta1", "EpsilonPlusFlat",
+           "EpsilonAlpha2Beta1Flat", "Zero", "PRESETS", "preset"]
+
+
+def _preset(conv_rule, epsilon, first_conv_rule=None) -> Composite:
+    primitives = [GlobalTypeMap({
+        ConvLayer: conv_rule,
+        Dense: EpsilonRule(epsilon),
+        LayerNorm: LayerNormRule(),
+        NormalizationLayer: PassRule(),
+        DropoutLayer: PassRule(),
+        ReshapingLayer: PassRule(),
+        Identity: PassRule(),
+    })]
+    if first_conv_rule is not None:
+        primitives.append(FirstOfTypeMap({ConvLayer: first_conv_rule}))
+    return Composite(*primitives)
+
+
+def EpsilonGammaBox(low, high, *, epsilon=1e-6, gamma=0.25) -> Composite:
+    """Conv → ``GammaRule(gamma)``, first conv → ``ZBoxRule(low, high)``, Dense → ε-rule.
+
+    ``low`` and ``high`` bound the model's input (scalars, or arrays of one input's shape); where
+    the graph normalises its input before the first conv (an ``Affine``), the bounds are mapped
+    through it.
+    """
+    return _preset(GammaRule(gamma), epsilon, ZBoxRule(low, high))
+
+
+def EpsilonPlus(*, epsilon=1e-6) -> Composite:
+    """Conv → ``ZPlusRule()``, Dense → ``EpsilonRule(epsilon)``."""
+    return _preset(ZPlusRule(), epsilon)
+
+
+def EpsilonAlpha2Beta1(*, epsilon=1e-6) -> Composite:
+    """Conv → ``AlphaBetaRule(2, 1)``, Dense → ``EpsilonRule(epsilon)``."""
+    return _preset(AlphaBetaRule(2.0, 1.0), epsilon)
+
+
+def EpsilonPlusFlat(*, epsilon=1e-6) -> Composite:
+    """:func:`EpsilonPlus` with the first conv → ``FlatRule()``."""
+    return _preset(ZPlusRule(), epsilon, FlatRule())
+
+
+def EpsilonAlpha2Beta1Flat(*, epsilon=1e-6) -> Composite:
+    """:func:`EpsilonAlpha2Beta1` with the first conv → ``FlatRule()``."""
+    return _preset(AlphaBetaRule(2.0, 1.0), epsilon, FlatRule())
+
+
+def Zero() -> Composite:
+    """``ZeroRule`` on every layer (LRP-0)."""
+    return Composite(GlobalMap(ZeroRule()))
+
+
+#: preset name -> factory. ``epsilon_gamma_box`` takes ``low`` and ``high`` (the input bounds);
+#: the others take none. Names are snake case; the command line accepts them in kebab case too.
+PRESETS = {
+    "zero": Zero,
+    "epsilon_plus": EpsilonPlus,
+    "epsilon_plus_flat": EpsilonPlusFlat,
+    "epsilon_alpha2_beta1": EpsilonAlpha2Beta1,
+    "epsilon_alpha2_beta1_flat": EpsilonAlpha2Beta1Flat,
+    "epsilon_gamma_box": EpsilonGammaBox,
+}
+
+#: the presets whose factory takes the input bounds ``low`` and ``high``
+NEEDS_BOUNDS = frozenset({"epsilon_gamma_box"})
+
+
+def preset(name: str, *, low=None, high=None, **options) -> Composite:
+    """The preset ``name`` (snake or kebab case), built with ``options`` (``epsilon=``, ...);
+    ``low`` and ``high`` are required by, and only given to, the presets in
+    :data:`NEEDS_BOUNDS`."""
+    key = name.replace("-", "_")
+    if key not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    if key in NEEDS_BOUNDS:
+        if low is None or high is None:
+            raise ValueError(f"the preset {name!r} needs the input bounds: preset({name!r}, low=..., high=...)")
+        return PRESETS[key](low, high, **options)
+    return PRESETS[key](**options)
