@@ -26,7 +26,7 @@ from .graph import Graph
 from .kernels import get_backend, namespace_name
 from .layers import Layer, LinearizableLayer, PassThroughLayer
 from .readers import as_graph
-from .rules import LRPRule, ZeroRule
+from .rules import NO_HINTS, LRPRule, StepHints, ZeroRule
 
 __all__ = ["LRP", "analyze", "propagate"]
 
@@ -39,10 +39,10 @@ class _Prepared:
     modified: tuple
 
 
-def _step(rule, layer, modified, inputs, shapes, relevance, forward=None, nonnegative=False):
+def _step(rule, layer, modified, inputs, shapes, relevance, hints=NO_HINTS):
     if isinstance(layer, PassThroughLayer):
         return layer.route(relevance, shapes)
-    return rule.propagate(layer, modified, inputs, relevance, forward=forward, nonnegative=nonnegative)
+    return rule.propagate(layer, modified, inputs, relevance, hints)
 
 
 def _compute_context(xp):
@@ -257,8 +257,9 @@ class LRP:
             if r is None:
                 continue
             inputs = tuple(values[j] for j in node.inputs)
+            hints = StepHints(records[i], self._inputs_nonnegative[i])
             r_inputs = _step(self.rules[i], prepared.layers[i], prepared.modified[i], inputs,
-                             [shapes[j] for j in node.inputs], r, records[i], self._inputs_nonnegative[i])
+                             [shapes[j] for j in node.inputs], r, hints)
             for j, r_j in zip(node.inputs, r_inputs):
                 relevances[j] = r_j if relevances[j] is None else relevances[j] + r_j
             records[i] = None

@@ -8,8 +8,8 @@ from __future__ import annotations
 from .arrays import namespace_of, to_namespace
 from .errors import ModelCheckError
 from .graph import Graph
-from .layers import (ActivationLayer, BatchNorm, Conv, ConvTranspose, Dense, LinearizableLayer,
-                     PassThroughLayer, Softmax, WeightedLayer)
+from .layers import (ActivationLayer, Affine, BatchNorm, Conv, ConvTranspose, Dense,
+                     LinearizableLayer, PassThroughLayer, Softmax)
 from .readers import as_graph
 from .rewrite import drop, fuse, keep, rewrite
 
@@ -63,7 +63,7 @@ def fuse_batchnorm(linear, norm):
 
 def fuse_activation(linear, activation):
     """A Dense/Conv/ConvTranspose without activation followed by an elementwise activation."""
-    if not isinstance(linear, WeightedLayer) or linear.activation is not None:
+    if not isinstance(linear, (Dense, Conv, ConvTranspose)) or linear.activation is not None:
         return None
     if not isinstance(activation, ActivationLayer) or isinstance(activation, Softmax):
         return None
@@ -77,12 +77,31 @@ def canonize(model) -> Graph:
        "the first layer" is the first layer that does something;
     2. each BatchNorm that directly follows a Dense/Conv/ConvTranspose (and is its only reader)
        fused into it, epsilon included;
-    3. each elementwise activation that directly follows a Dense/Conv/ConvTranspose (and is its
+    3. each BatchNorm that is left replaced by the channel-wise :class:`~lrp_core.Affine` of its
+       effective map, so that rules see ``γ/σ`` and ``β − μγ/σ``, never γ and β;
+    4. each elementwise activation that directly follows a Dense/Conv/ConvTranspose (and is its
        only reader) fused into that layer's ``activation``, as in Flux.
     """
     graph = _remove_noops(as_graph(model))
     graph = _fuse_pairs(graph, fuse_batchnorm)
+    graph = _unfused_batchnorms_as_affine(graph)
     return _fuse_pairs(graph, fuse_activation)
+
+
+def batchnorm_as_affine(norm: BatchNorm) -> Affine:
+    """The BatchNorm ``norm`` as the channel-wise ``Affine`` of its effective map,
+    ``scale = γ / sqrt(var + eps)`` and ``shift = β − mean · scale``: what the parameter rules
+    see of a BatchNorm that could not be fused (never γ and β themselves)."""
+    scale, shift = norm.scale_and_shift()
+    return Affine(scale, shift, axis=1)
+
+
+def _unfused_batchnorms_as_affine(graph: Graph) -> Graph:
+    def decide(site):
+        layer = site.node.layer
+        return keep(batchnorm_as_affine(layer)) if isinstance(layer, BatchNorm) else keep()
+
+    return rewrite(graph, decide)
 
 
 def strip_softmax(model) -> Graph:

@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .arrays import keep_negative, keep_positive, namespace_of, relu, stabilize_denom, to_namespace
-from .layers import LayerNorm, LinearizableLayer, WeightedLayer
+from .layers import Layer, LayerNorm, WeightedLayer
 
 __all__ = [
     "LRPRule",
@@ -44,9 +44,62 @@ __all__ = [
     "AlphaBetaRule",
     "GeneralizedGammaRule",
     "LayerNormRule",
+    "StepHints",
+    "SignSplit",
+    "sign_split",
 ]
 
 DEFAULT_STABILIZER = 1e-9
+
+
+@dataclass(frozen=True)
+class StepHints:
+    """What the analyzer knows about one step that a rule may use to save work.
+
+    ``forward``: ``(z, pullback)`` of the unmodified layer from the forward pass, when the
+    analyzer could keep it (the rule changes neither the input nor the layer: see
+    :meth:`LRPRule.reuses_forward`); ``None`` otherwise. ``inputs_nonnegative``: every input is
+    known to be >= 0 (it comes out of a ReLU, or a pooling of one), so sign-split rules may skip
+    their ``a⁻`` terms.
+    """
+
+    forward: tuple | None = None
+    inputs_nonnegative: bool = False
+
+
+NO_HINTS = StepHints()
+
+
+@dataclass(frozen=True)
+class SignSplit:
+    """The parts of a weighted layer that the sign-split rules (z⁺, αβ, generalised γ, zᴮ) use,
+    built once (RelevancePropagation.jl's named-tuple convention). With ``f⁺``, ``f⁻`` the two
+    parameter maps (``keep_positive`` and ``keep_negative`` unless a rule says otherwise):
+
+    ``positive``: ``f⁺(W), f⁺(b)``; ``negative``: ``f⁻(W), f⁻(b)``; ``positive_weight`` and
+    ``negative_weight``: the same weights without bias; ``plain``: the layer itself. All have no
+    activation; the biased and unbiased parts share their weight array.
+    """
+
+    positive: Layer
+    negative: Layer
+    positive_weight: Layer
+    negative_weight: Layer
+    plain: Layer
+
+
+def sign_split(layer, positive=keep_positive, negative=keep_negative) -> SignSplit:
+    """The :class:`SignSplit` of ``layer`` under the parameter maps ``positive`` and
+    ``negative`` (each applied once to the weight and once to the bias; dtypes kept)."""
+    def part(fn, bias):
+        weight = _same_dtype(fn(layer.weight), layer.weight)
+        biased = None if bias is None else _same_dtype(fn(bias), bias)
+        return (layer.replace(weight=weight, bias=biased, activation=None),
+                layer.replace(weight=weight, bias=None, activation=None))
+
+    pos, pos_weight = part(positive, layer.bias)
+    neg, neg_weight = part(negative, layer.bias)
+    return SignSplit(pos, neg, pos_weight, neg_weight, layer.replace(activation=None))
 
 
 class LRPRule:
@@ -80,9 +133,12 @@ class LRPRule:
         return stabilize_denom(d, DEFAULT_STABILIZER)
 
     def is_compatible(self, layer) -> bool:
-        """Whether the rule applies to ``layer``. Default: the layer has a weight and a bias."""
-        return isinstance(layer, LinearizableLayer) and getattr(layer, "weight", None) is not None \
-            and hasattr(layer, "bias")
+        """Whether the rule applies to ``layer``. Default: the layer belongs to the weighted
+        group (Dense, Conv, ConvTranspose, Affine), whose ``weight`` and ``bias`` are its
+        effective linear map; an unfused BatchNorm (γ, β are not its map) or a LayerNorm is
+        refused (``canonize`` puts an ``Affine`` with the effective map in place of a BatchNorm
+        it cannot fuse)."""
+        return isinstance(layer, WeightedLayer)
 
     def modify_layer(self, layer):
         """The modified layer ``L̃``, built once per namespace/device/dtype.
@@ -91,25 +147,25 @@ class LRPRule:
         removed; ``None`` ("use the layer as it is") when the rule overrides no parameter hook,
         which saves the memory of a copy. Overriding it bypasses the parameter hooks.
         """
-        if not self._modifies_parameters():
+        if not self._modifies_parameters() or not isinstance(layer, WeightedLayer):
             return None
-        changes = {"weight": _same_dtype(self.modify_weight(layer.weight), layer.weight)}
-        if getattr(layer, "bias", None) is not None:
-            changes["bias"] = _same_dtype(self.modify_bias(layer.bias), layer.bias)
-        if getattr(layer, "activation", None) is not None:
-            changes["activation"] = None
-        return layer.replace(**changes)
+        bias = None if layer.bias is None else _same_dtype(self.modify_bias(layer.bias), layer.bias)
+        return layer.replace(weight=_same_dtype(self.modify_weight(layer.weight), layer.weight),
+                             bias=bias, activation=None)
 
     # -- the step ------------------------------------------------------------------------------
-    def propagate(self, layer, modified_layer, inputs, relevance, *, forward=None, nonnegative=False):
+    def propagate(self, layer, modified_layer, inputs, relevance, hints: StepHints = NO_HINTS):
         """Relevance of each input (a tuple) given the output relevance: the generic rule.
 
-        ``forward`` is ``(z, pullback)`` from the forward pass when the analyzer could reuse it
-        (the rule changes neither input nor layer); ``nonnegative`` says the inputs are >= 0.
+        ``modified_layer`` is what :meth:`modify_layer` built (``None``: the layer as it is);
+        ``hints`` (:class:`StepHints`) is what the analyzer knows that may save work.
         """
         modified_inputs = tuple(self.modify_input(a) for a in inputs)
         target = layer if modified_layer is None else modified_layer
-        z, pullback = forward if forward is not None else target.linearize(*modified_inputs)
+        if hints.forward is not None:
+            z, pullback = hints.forward
+        else:
+            z, pullback = target.linearize(*modified_inputs)
         s = relevance / self.modify_denominator(z)
         return tuple(a * c for a, c in zip(modified_inputs, pullback(s)))
 
@@ -228,7 +284,7 @@ class PassRule(LRPRule):
     def is_compatible(self, layer):
         return layer.n_inputs == 1
 
-    def propagate(self, layer, modified_layer, inputs, relevance, *, forward=None, nonnegative=False):
+    def propagate(self, layer, modified_layer, inputs, relevance, hints: StepHints = NO_HINTS):
         (a,) = inputs
         if tuple(a.shape) != tuple(relevance.shape):
             if _size(a.shape) != _size(relevance.shape):
@@ -269,23 +325,31 @@ class ZBoxRule(LRPRule):
                 return float(value)
             return to_namespace(value, xp, device, dtype)
 
-        return (_split_layer(layer, keep_positive, keep_positive), _split_layer(layer, keep_negative, keep_negative),
-                bound(self.low), bound(self.high), layer.replace(activation=None))
+        return _Bounded(sign_split(layer), bound(self.low), bound(self.high))
 
-    def propagate(self, layer, modified_layer, inputs, relevance, *, forward=None, nonnegative=False):
+    def propagate(self, layer, modified_layer, inputs, relevance, hints: StepHints = NO_HINTS):
         (a,) = inputs
-        positive, negative, low, high, plain = modified_layer
+        split = modified_layer.split
         xp = namespace_of(a)
-        low = _broadcast_bound(xp, low, a)
-        high = _broadcast_bound(xp, high, a)
-        z, back = plain.linearize(a)
-        z_low, back_low = positive.linearize(low)
-        z_high, back_high = negative.linearize(high)
+        low = _broadcast_bound(xp, modified_layer.low, a)
+        high = _broadcast_bound(xp, modified_layer.high, a)
+        z, back = split.plain.linearize(a)
+        z_low, back_low = split.positive.linearize(low)
+        z_high, back_high = split.negative.linearize(high)
         s = relevance / self.modify_denominator(z - z_low - z_high)
         return (a * back(s)[0] - low * back_low(s)[0] - high * back_high(s)[0],)
 
     def __repr__(self):
         return f"ZBoxRule(low={_short(self.low)}, high={_short(self.high)})"
+
+
+@dataclass(frozen=True)
+class _Bounded:
+    """ZBoxRule's modified layer: the sign split and the bounds in the layer's namespace."""
+
+    split: SignSplit
+    low: object
+    high: object
 
 
 def _short(value) -> str:
@@ -304,13 +368,6 @@ def _device(x):
     return array_api_compat.device(x)
 
 
-def _split_layer(layer, weight_part, bias_part, *, bias=True):
-    """``layer`` with ``weight_part(W)`` and (if ``bias``) ``bias_part(b)``, no activation."""
-    changes = {"weight": weight_part(layer.weight), "activation": None}
-    changes["bias"] = bias_part(layer.bias) if bias and layer.bias is not None else None
-    return layer.replace(**changes)
-
-
 @dataclass(frozen=True, repr=False)
 class ZPlusRule(LRPRule):
     r"""LRP-z⁺: ``z = W⁺a⁺ + W⁻a⁻ + b⁺`` and ``R_in = a⁺ ⊙ W⁺ᵀs + a⁻ ⊙ W⁻ᵀs``, ``s = R / stab(z)``.
@@ -321,18 +378,17 @@ class ZPlusRule(LRPRule):
     """
 
     def modify_layer(self, layer):
-        return (_split_layer(layer, keep_positive, keep_positive),
-                _split_layer(layer, keep_negative, keep_negative, bias=False))
+        return sign_split(layer)
 
-    def propagate(self, layer, modified_layer, inputs, relevance, *, forward=None, nonnegative=False):
+    def propagate(self, layer, modified_layer, inputs, relevance, hints: StepHints = NO_HINTS):
         (a,) = inputs
-        positive, negative = modified_layer
-        if nonnegative:
-            z, back = positive.linearize(a)
+        split = modified_layer
+        if hints.inputs_nonnegative:
+            z, back = split.positive.linearize(a)
             return (a * back(relevance / self.modify_denominator(z))[0],)
         a_pos, a_neg = keep_positive(a), keep_negative(a)
-        z_pos, back_pos = positive.linearize(a_pos)
-        z_neg, back_neg = negative.linearize(a_neg)
+        z_pos, back_pos = split.positive.linearize(a_pos)
+        z_neg, back_neg = split.negative_weight.linearize(a_neg)
         s = relevance / self.modify_denominator(z_pos + z_neg)
         return (a_pos * back_pos(s)[0] + a_neg * back_neg(s)[0],)
 
@@ -358,13 +414,7 @@ class AlphaBetaRule(LRPRule):
                              f"got alpha={self.alpha}, beta={self.beta}")
 
     def modify_layer(self, layer):
-        # weight part, bias part: W⁺ with b⁺, W⁻ with b⁻, and both without bias
-        return {
-            "pos_b": _split_layer(layer, keep_positive, keep_positive),
-            "neg_b": _split_layer(layer, keep_negative, keep_negative),
-            "pos": _split_layer(layer, keep_positive, keep_positive, bias=False),
-            "neg": _split_layer(layer, keep_negative, keep_negative, bias=False),
-        }
+        return sign_split(layer)
 
     def _part(self, relevance, a_pos, a_neg, with_bias, other, nonnegative):
         """``(a⁺ ⊙ with_biasᵀs + a⁻ ⊙ otherᵀs)`` for ``z = with_bias(a⁺) + other(a⁻)``."""
@@ -376,16 +426,18 @@ class AlphaBetaRule(LRPRule):
         s = relevance / self.modify_denominator(z + z_other)
         return a_pos * back(s)[0] + a_neg * back_other(s)[0]
 
-    def propagate(self, layer, modified_layer, inputs, relevance, *, forward=None, nonnegative=False):
+    def propagate(self, layer, modified_layer, inputs, relevance, hints: StepHints = NO_HINTS):
         (a,) = inputs
-        m = modified_layer
+        m, nonnegative = modified_layer, hints.inputs_nonnegative
         a_pos, a_neg = (a, None) if nonnegative else (keep_positive(a), keep_negative(a))
-        result = self._part(relevance, a_pos, a_neg, m["pos_b"], m["neg"], nonnegative)
+        # z⁺ = W⁺a⁺ + b⁺ + W⁻a⁻
+        result = self._part(relevance, a_pos, a_neg, m.positive, m.negative_weight, nonnegative)
         if self.alpha != 1.0:
             result = self.alpha * result
         if self.beta != 0.0:
             # z⁻ = W⁻a⁺ + b⁻ + W⁺a⁻
-            result = result - self.beta * self._part(relevance, a_pos, a_neg, m["neg_b"], m["pos"], nonnegative)
+            negative = self._part(relevance, a_pos, a_neg, m.negative, m.positive_weight, nonnegative)
+            result = result - self.beta * negative
         return (result,)
 
 
@@ -406,34 +458,29 @@ class GeneralizedGammaRule(LRPRule):
 
     def modify_layer(self, layer):
         g = self.gamma
-        return {
-            "left": _split_layer(layer, lambda w: w + g * keep_positive(w), lambda b: b + g * keep_positive(b)),
-            "right": _split_layer(layer, lambda w: w + g * keep_negative(w), lambda b: b + g * keep_negative(b)),
-            "left_nobias": _split_layer(layer, lambda w: w + g * keep_positive(w), None, bias=False),
-            "right_nobias": _split_layer(layer, lambda w: w + g * keep_negative(w), None, bias=False),
-            "plain": layer.replace(activation=None),
-        }
+        # positive: W_γ⁺ = W + γW⁺ (bias b + γb⁺); negative: W_γ⁻ = W + γW⁻ (bias b + γb⁻)
+        return sign_split(layer, lambda p: p + g * keep_positive(p), lambda p: p + g * keep_negative(p))
 
-    def propagate(self, layer, modified_layer, inputs, relevance, *, forward=None, nonnegative=False):
+    def propagate(self, layer, modified_layer, inputs, relevance, hints: StepHints = NO_HINTS):
         (a,) = inputs
         m = modified_layer
         xp = namespace_of(a)
         zero = xp.zeros_like(relevance)
-        z = m["plain"].preactivation(a)
+        z = m.plain.preactivation(a)
         r_left = xp.where(z > 0, relevance, zero)
         r_right = xp.where(z < 0, relevance, zero)
-        if nonnegative:
-            z_l, back_l = m["left"].linearize(a)
-            z_r, back_r = m["right"].linearize(a)
+        if hints.inputs_nonnegative:
+            z_l, back_l = m.positive.linearize(a)
+            z_r, back_r = m.negative.linearize(a)
             s_l = r_left / self.modify_denominator(z_l)
             s_r = r_right / self.modify_denominator(z_r)
             return (a * (back_l(s_l)[0] + back_r(s_r)[0]),)
         a_pos, a_neg = keep_positive(a), keep_negative(a)
         # W_γ⁺ applied to a⁺ (with bias b + γb⁺) and to a⁻; W_γ⁻ applied to a⁻ and to a⁺ (bias b + γb⁻)
-        zl_pos, back_gp = m["left"].linearize(a_pos)
-        zl_neg, back_gn = m["right_nobias"].linearize(a_neg)
-        zr_pos, _ = m["right"].linearize(a_pos)
-        zr_neg = m["left_nobias"].preactivation(a_neg)
+        zl_pos, back_gp = m.positive.linearize(a_pos)
+        zl_neg, back_gn = m.negative_weight.linearize(a_neg)
+        zr_pos, _ = m.negative.linearize(a_pos)
+        zr_neg = m.positive_weight.preactivation(a_neg)
         s_l = r_left / self.modify_denominator(zl_pos + zl_neg)
         s_r = r_right / self.modify_denominator(zr_pos + zr_neg)
         # pullbacks are linear in s and do not depend on the input: back_gp is W_γ⁺ᵀ, back_gn is W_γ⁻ᵀ
@@ -458,7 +505,7 @@ class LayerNormRule(LRPRule):
     def modify_layer(self, layer):
         return None
 
-    def propagate(self, layer, modified_layer, inputs, relevance, *, forward=None, nonnegative=False):
+    def propagate(self, layer, modified_layer, inputs, relevance, hints: StepHints = NO_HINTS):
         (a,) = inputs
         xp = namespace_of(a)
         axes = layer.axes(a)

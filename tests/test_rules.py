@@ -621,3 +621,60 @@ def test_alpha_beta_requires_difference_one(alpha, beta):
 def test_alpha_beta_requires_nonnegative(alpha, beta):
     with pytest.raises(ValueError):
         lrp.AlphaBetaRule(alpha, beta)
+
+
+# -- parameter rules see a layer's effective map, never γ and β of a normalisation -----------------
+# Regression: is_compatible used to accept any layer with attributes named weight and bias, so
+# FlatRule on an unfused BatchNorm modified γ and β and gave R / (1 − μ) instead of R.
+
+def _lone_batchnorm():
+    """BatchNorm right after the input (nothing to fuse into), with a large running mean."""
+    gen = np.random.default_rng(11)
+    c = 3
+    norm = lrp.BatchNorm(gen.random(c) + 0.5, gen.standard_normal(c), np.full(c, 0.75),
+                         gen.random(c) + 0.1, eps=1e-3)
+    head = lrp.Dense(gen.standard_normal((2, c * 4 * 4)))
+    return lrp.Chain(norm, lrp.Flatten(), head), gen.standard_normal((2, c, 4, 4))
+
+
+@pytest.mark.parametrize("rule", [lrp.FlatRule(), lrp.WSquareRule(), lrp.GammaRule(0.5),
+                                  lrp.ZPlusRule(), lrp.AlphaBetaRule(2.0, 1.0),
+                                  lrp.ZBoxRule(-3.0, 3.0), lrp.GeneralizedGammaRule(0.5)])
+def test_parameter_rules_refuse_an_unfused_batchnorm(rule):
+    model, _ = _lone_batchnorm()
+    rules = [rule, lrp.PassRule(), lrp.EpsilonRule()]
+    with pytest.raises(lrp.LRPCompatibilityError, match="BatchNorm"):
+        lrp.LRP(model, rules, canonize=False)
+    with pytest.raises(lrp.LRPCompatibilityError):
+        lrp.propagate(rule, model[0], np.ones((1, 3, 4, 4)), np.ones((1, 3, 4, 4)))
+
+
+@pytest.mark.parametrize("make", [lambda c: lrp.LayerNorm(c, np.ones(c), np.zeros(c))])
+def test_parameter_rules_refuse_a_layernorm(make):
+    with pytest.raises(lrp.LRPCompatibilityError):
+        lrp.LRP(lrp.Chain(make(4), lrp.Dense(np.ones((2, 4)))), [lrp.FlatRule(), lrp.ZeroRule()])
+
+
+def test_flat_rule_on_a_canonized_batchnorm_passes_relevance_unchanged():
+    # a diagonal map under the flat rule: R_in = R, whatever the running mean (was R / (1 − μ))
+    model, x = _lone_batchnorm()
+    analyzer = lrp.LRP(model, [lrp.FlatRule(), lrp.PassRule(), lrp.EpsilonRule()])
+    assert isinstance(analyzer.model[0], lrp.Affine)
+    expl = analyzer(x, layerwise_relevances=True)
+    above = expl.extras["layerwise_relevances"][1]
+    np.testing.assert_allclose(expl.val, above, rtol=1e-8, atol=1e-15)  # 1e-9: the stabiliser
+
+
+def test_gamma_rule_on_a_canonized_batchnorm_uses_the_effective_map():
+    # oracle: the rule written out by hand on the diagonal map y = s ⊙ x + t, s = γ/σ, t = β − μs
+    model, x = _lone_batchnorm()
+    norm = model[0]
+    analyzer = lrp.LRP(model, [lrp.GammaRule(0.5), lrp.PassRule(), lrp.EpsilonRule()])
+    expl = analyzer(x, layerwise_relevances=True)
+    r = expl.extras["layerwise_relevances"][1]
+    s = norm.weight / np.sqrt(norm.running_var + norm.eps)
+    t = norm.bias - norm.running_mean * s
+    s_g, t_g = (s + 0.5 * np.maximum(s, 0))[:, None, None], (t + 0.5 * np.maximum(t, 0))[:, None, None]
+    z = x * s_g + t_g
+    expected = x * s_g * r / (z + 1e-9 * np.where(z >= 0, 1.0, -1.0))
+    np.testing.assert_allclose(expl.val, expected, rtol=1e-10, atol=1e-14)

@@ -18,7 +18,9 @@ __all__ = ["WeightedLayer", "ConvLayer", "Dense", "Conv", "ConvTranspose"]
 
 
 class WeightedLayer(LinearizableLayer):
-    """A layer ``z = linear(x; weight) + bias`` followed by ``activation``.
+    """A layer ``z = linear(x; weight) + bias`` followed by ``activation``: the weighted group
+    (Dense, Conv, ConvTranspose, Affine), whose ``weight`` and ``bias`` are its effective linear
+    map. The parameter rules apply to this group and refuse other layers.
 
     Subclasses implement ``linear(x, weight)``, its transpose ``linear_transpose(s, weight,
     input_shape)`` and ``add_bias(z, bias)``; rules swap weight and bias via ``replace``.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..arrays import namespace_of
 from .base import LinearizableLayer
+from .linear import WeightedLayer
 
 __all__ = ["NormalizationLayer", "BatchNorm", "LayerNorm", "Affine"]
 
@@ -108,41 +109,69 @@ class LayerNorm(NormalizationLayer):
         return f"LayerNorm({', '.join(map(str, self.normalized_shape))})"
 
 
-class Affine(NormalizationLayer):
-    """``y = x ⊙ scale + shift`` with constant ``scale`` and ``shift`` (``None``: 1 and 0) that
-    broadcast against one sample (arrays of at most the per-sample rank, right-aligned as in
-    NumPy; they never change the shape of ``x``).
+class Affine(WeightedLayer, NormalizationLayer):
+    """``y = x ⊙ scale + shift`` with constant ``scale`` and ``shift`` (``None``: 1 and 0).
 
-    A standalone constant scale-and-shift (e.g. ONNX ``Mul``/``Add``/``Sub``/``Div`` by a
-    constant that could not be folded into a preceding Dense or Conv, or an input
-    normalisation). Linear, so the generic rule applies; like BatchNorm, which it generalises,
-    it is a :class:`NormalizationLayer`.
+    ``axis=None``: ``scale`` and ``shift`` broadcast against one sample (arrays of at most the
+    per-sample rank, right-aligned as in NumPy; they never change the shape of ``x``).
+    ``axis=1``: they are vectors along the channel axis (how :func:`lrp_core.canonize` writes a
+    BatchNorm it cannot fuse, with its effective ``γ/σ`` and ``β − μγ/σ``).
+
+    A standalone constant scale-and-shift: an input normalisation, an ONNX ``Mul``/``Add``/
+    ``Sub``/``Div`` by a constant that could not be folded into a preceding Dense or Conv, or an
+    unfused BatchNorm. Its ``weight`` (the scale) and ``bias`` (the shift) are its effective
+    linear map, so it belongs to the weighted group and the parameter rules apply to it; like
+    BatchNorm, which it generalises, it is also a :class:`NormalizationLayer` (the presets give
+    it ``PassRule``).
     """
 
-    _arrays = ("scale", "shift")
+    def __init__(self, scale=None, shift=None, *, axis: int | None = None):
+        if scale is None and shift is None:
+            raise ValueError("Affine needs a scale, a shift or both")
+        if axis not in (None, 1):
+            raise ValueError(f"Affine's axis is None (broadcast per sample) or 1 (channels), got {axis!r}")
+        if scale is None:  # a shift alone: the scale is ones, so rules see the map's weight
+            scale = namespace_of(shift).ones_like(shift)
+        super().__init__(scale, shift, None)
+        self.axis = axis
 
-    def __init__(self, scale=None, shift=None):
-        self.scale = scale
-        self.shift = shift
+    @property
+    def scale(self):
+        """The scale (the layer's ``weight``)."""
+        return self.weight
 
-    def linearize(self, x):
-        scale, shift = self.scale, self.shift
-        z = x if scale is None else x * scale
-        if shift is not None:
-            z = z + shift
+    @property
+    def shift(self):
+        """The shift (the layer's ``bias``; ``None`` for none)."""
+        return self.bias
+
+    def _aligned(self, p, x):
+        if self.axis is None:
+            return p
+        return namespace_of(p).reshape(p, (-1,) + (1,) * (len(x.shape) - 2))
+
+    def linear(self, x, weight):
+        z = x * self._aligned(weight, x)
         if tuple(z.shape) != tuple(x.shape):
             raise ValueError(f"{self.describe()} would change the shape {tuple(x.shape)} to {tuple(z.shape)}")
-        if scale is None:
-            return z, lambda s: (s,)
-        return z, lambda s: (s * scale,)
+        return z
+
+    def linear_transpose(self, s, weight, input_shape):
+        return s * self._aligned(weight, s)
+
+    def add_bias(self, z, bias):
+        z2 = z + self._aligned(bias, z)
+        if tuple(z2.shape) != tuple(z.shape):
+            raise ValueError(f"{self.describe()} would change the shape {tuple(z.shape)} to {tuple(z2.shape)}")
+        return z2
 
     def output_nonnegative(self, inputs_nonnegative):
         return False
 
     def describe(self):
-        parts = []
-        if self.scale is not None:
-            parts.append(f"scale{tuple(self.scale.shape)}")
-        if self.shift is not None:
-            parts.append(f"shift{tuple(self.shift.shape)}")
+        parts = [f"scale{tuple(self.weight.shape)}"]
+        if self.bias is not None:
+            parts.append(f"shift{tuple(self.bias.shape)}")
+        if self.axis is not None:
+            parts.append(f"axis={self.axis}")
         return f"Affine({', '.join(parts)})"
