@@ -92,10 +92,11 @@ class LRP:
         if not skip_checks:
             check_model(graph)
         self.model: Graph = graph
-        self.rules: tuple[LRPRule, ...] = tuple(self._resolve_rules(graph, rules))
-        for i, (rule, layer) in enumerate(zip(self.rules, graph)):
+        resolved = self._resolve_rules(graph, rules)
+        for i, (rule, layer) in enumerate(zip(resolved, graph)):
             if not rule.is_compatible(layer):
                 raise _compatibility_error(rule, layer, graph.label(i))
+        self.rules: tuple[LRPRule, ...] = tuple(rule.bind(graph, i) for i, rule in enumerate(resolved))
         self.normalize_output_relevance = bool(normalize_output_relevance)
         self._plan_wiring()
         self._cache: dict = {}

@@ -29,7 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .arrays import keep_negative, keep_positive, namespace_of, relu, stabilize_denom, to_namespace
-from .layers import Layer, LayerNorm, WeightedLayer
+from .errors import LRPCompatibilityError
+from .layers import Affine, ConvLayer, Layer, LayerNorm, WeightedLayer
 
 __all__ = [
     "LRPRule",
@@ -131,6 +132,12 @@ class LRPRule:
     def modify_denominator(self, d):
         """Default: ``stabilize_denom(d, 1e-9)``."""
         return stabilize_denom(d, DEFAULT_STABILIZER)
+
+    def bind(self, graph, index: int) -> "LRPRule":
+        """The rule as it applies to node ``index`` of ``graph`` (called once, when the analyzer
+        is built). Default: the rule itself; :class:`ZBoxRule` maps its input-space bounds
+        through a leading input normalisation here."""
+        return self
 
     def is_compatible(self, layer) -> bool:
         """Whether the rule applies to ``layer``. Default: the layer belongs to the weighted
@@ -316,6 +323,24 @@ class ZBoxRule(LRPRule):
     low: object = 0.0
     high: object = 1.0
 
+    def bind(self, graph, index):
+        """Bounds are given in the space of the model's input. Where the layer reads the input
+        through constant scale-and-shifts (``Affine`` layers: an input normalisation in the
+        graph), they are mapped through them, ``[l, h] -> [min(ls+t, hs+t), max(ls+t, hs+t)]``.
+        A layer deeper in the network takes the bounds as given, in its own input's space."""
+        affines = []
+        value = graph.nodes[index].inputs[0]
+        while value != 0 and isinstance(graph.nodes[value - 1].layer, Affine):
+            affines.append(graph.nodes[value - 1].layer)
+            value = graph.nodes[value - 1].inputs[0]
+        if value != 0 or not affines:
+            return self
+        layer = graph.nodes[index].layer
+        low, high = self.low, self.high
+        for affine in reversed(affines):
+            low, high = _map_bounds(affine, low, high, layer, graph.label(index))
+        return ZBoxRule(low, high)
+
     def modify_layer(self, layer):
         xp = namespace_of(layer.weight)
         device, dtype = _device(layer.weight), layer.weight.dtype
@@ -341,6 +366,32 @@ class ZBoxRule(LRPRule):
 
     def __repr__(self):
         return f"ZBoxRule(low={_short(self.low)}, high={_short(self.high)})"
+
+
+def _map_bounds(affine, low, high, layer, where: str):
+    """``[low, high]`` through ``x -> x ⊙ scale + shift`` (``affine``), as arrays in the
+    affine's namespace shaped to broadcast against the layer's input."""
+    xp = namespace_of(affine.weight)
+    device, dtype = _device(affine.weight), affine.weight.dtype
+    scale, shift = affine.weight, affine.bias
+    if affine.axis is not None:
+        if not isinstance(layer, ConvLayer):
+            raise LRPCompatibilityError(
+                f"ZBoxRule on {where}: its input is normalised channel-wise and the input's rank is "
+                "not known, so the bounds cannot be mapped; give them in the normalised space, as "
+                "arrays of one normalised input's shape, on a layer map (lrp.LayerMap(index, "
+                "lrp.ZBoxRule(low, high))) with canonize=False, or remove the normalisation")
+        channel_shape = (-1,) + (1,) * layer.spatial_dims
+        scale = xp.reshape(scale, channel_shape)
+        shift = None if shift is None else xp.reshape(shift, channel_shape)
+
+    def through(bound):
+        bound = float(bound) if isinstance(bound, (int, float)) else to_namespace(bound, xp, device, dtype)
+        mapped = bound * scale
+        return mapped if shift is None else mapped + shift
+
+    a, b = through(low), through(high)
+    return xp.minimum(a, b), xp.maximum(a, b)
 
 
 @dataclass(frozen=True)

@@ -119,3 +119,66 @@ def test_printing_an_analyzer_aligns_layers_and_rules():
     columns = {line.rindex("  => ") for line in lines}
     assert len(columns) == 1  # aligned
     assert lines[0].split()[0] == "0" and "FlatRule()" in lines[0]
+
+
+# -- presets on a model that normalises its input in the graph --------------------------------
+# Regression: an ONNX model starting with (x − mean)/std is read as [Affine, Conv, ...]; the
+# presets used to look for the first conv at index 0 and put no FlatRule/ZBoxRule anywhere.
+
+MEAN, STD = np.array([0.2, 0.5, 0.7]), np.array([0.3, 0.25, 0.1])
+
+
+def normalised_cnn(channel_wise=False):
+    """``[Affine, Conv, ReLU, Flatten, Dense]`` and the same model without its Affine."""
+    gen = np.random.default_rng(5)
+    conv = lrp.Conv(gen.standard_normal((4, 3, 3, 3)), gen.standard_normal(4), padding=1)
+    dense = lrp.Dense(gen.standard_normal((2, 4 * 5 * 5)), gen.standard_normal(2))
+    if channel_wise:
+        affine = lrp.Affine(1 / STD, -MEAN / STD, axis=1)
+    else:
+        affine = lrp.Affine((1 / STD)[:, None, None], (-MEAN / STD)[:, None, None])
+    tail = [conv, lrp.ReLU(), lrp.Flatten(), dense]
+    return lrp.Chain(affine, *tail), lrp.Chain(*tail)
+
+
+@pytest.mark.parametrize("preset, first", [(lrp.EpsilonPlusFlat(), lrp.FlatRule()),
+                                           (lrp.EpsilonAlpha2Beta1Flat(), lrp.FlatRule())])
+def test_flat_presets_find_the_first_conv_behind_an_input_normalisation(preset, first):
+    model, _ = normalised_cnn()
+    rules = rules_of(model, preset)
+    assert rules[0] == lrp.PassRule() and rules[1] == first
+
+
+def test_first_layer_type_map_keeps_the_index_0_meaning():
+    model, _ = normalised_cnn()
+    rules = rules_of(model, lrp.Composite(lrp.FirstLayerTypeMap({lrp.ConvLayer: lrp.FlatRule()})))
+    assert lrp.FlatRule() not in rules
+
+
+@pytest.mark.parametrize("channel_wise", [False, True])
+def test_gamma_box_bounds_are_mapped_through_the_input_normalisation(channel_wise):
+    # oracle: the model without its Affine, fed the normalised input, with the bounds [0, 1]
+    # normalised by hand, gives the relevance the full model gives at the Conv's input
+    model, tail = normalised_cnn(channel_wise)
+    x = np.random.default_rng(6).random((2, 3, 5, 5))
+    expl = lrp.LRP(model, lrp.EpsilonGammaBox(0.0, 1.0))(x, layerwise_relevances=True)
+    assert isinstance(lrp.LRP(model, lrp.EpsilonGammaBox(0.0, 1.0)).rules[1], lrp.ZBoxRule)
+    low = np.broadcast_to(((0 - MEAN) / STD)[:, None, None], (3, 5, 5))
+    high = np.broadcast_to(((1 - MEAN) / STD)[:, None, None], (3, 5, 5))
+    normalised = (x - MEAN[:, None, None]) / STD[:, None, None]
+    reference = lrp.LRP(tail, lrp.EpsilonGammaBox(low, high))(normalised)
+    np.testing.assert_allclose(expl.extras["layerwise_relevances"][1], reference.val,
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_gamma_box_bounds_with_a_negative_scale_stay_ordered():
+    model = lrp.Chain(lrp.Affine(np.array(-2.0), np.array(1.0)),
+                      lrp.Conv(np.ones((1, 1, 2, 2))), lrp.Flatten())
+    rule = lrp.LRP(model, lrp.EpsilonGammaBox(0.0, 1.0)).rules[1]
+    assert float(rule.low) == -1.0 and float(rule.high) == 1.0
+
+
+def test_zbox_deeper_in_the_network_takes_its_bounds_as_given():
+    model, _ = normalised_cnn()
+    rule = lrp.ZBoxRule(-5.0, 5.0)
+    assert rules_of(model, lrp.Composite(lrp.LayerMap(3, rule)))[3] is rule  # the Dense
