@@ -5,11 +5,22 @@ Every function returns a new graph; the model passed in is never modified.
 
 from __future__ import annotations
 
+import array_api_compat
+
 from .arrays import namespace_of, to_namespace
 from .errors import ModelCheckError
 from .graph import Graph
-from .layers import (ActivationLayer, Affine, BatchNorm, Conv, ConvTranspose, Dense,
-                     LinearizableLayer, PassThroughLayer, Softmax)
+from .layers import (
+    ActivationLayer,
+    Affine,
+    BatchNorm,
+    Conv,
+    ConvTranspose,
+    Dense,
+    LinearizableLayer,
+    PassThroughLayer,
+    Softmax,
+)
 from .readers import as_graph
 from .rewrite import drop, fuse, keep, rewrite
 
@@ -46,7 +57,8 @@ def fuse_batchnorm(linear, norm):
         return None
     w = linear.weight
     xp = namespace_of(w)
-    scale, shift = norm.convert(lambda p: to_namespace(p, xp, _device(w), w.dtype)).scale_and_shift()
+    device = array_api_compat.device(w)
+    scale, shift = norm.convert(lambda p: to_namespace(p, xp, device, w.dtype)).scale_and_shift()
     out_channels = w.shape[1] * linear.groups if isinstance(linear, ConvTranspose) else w.shape[0]
     if scale.shape[0] != out_channels:
         return None
@@ -139,9 +151,3 @@ def check_model(model) -> bool:
                               "\n".join(f"  - {p}" for p in problems) +
                               "\n(lrp.LRP(..., skip_checks=True) skips this check)")
     return True
-
-
-def _device(x):
-    import array_api_compat
-
-    return array_api_compat.device(x)

@@ -28,7 +28,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .arrays import keep_negative, keep_positive, namespace_of, relu, stabilize_denom, to_namespace
+import array_api_compat
+
+from .arrays import (
+    keep_negative,
+    keep_positive,
+    namespace_of,
+    relu,
+    stabilize_denom,
+    to_namespace,
+)
 from .errors import LRPCompatibilityError
 from .layers import Affine, ConvLayer, Layer, LayerNorm, WeightedLayer
 
@@ -343,7 +352,7 @@ class ZBoxRule(LRPRule):
 
     def modify_layer(self, layer):
         xp = namespace_of(layer.weight)
-        device, dtype = _device(layer.weight), layer.weight.dtype
+        device, dtype = array_api_compat.device(layer.weight), layer.weight.dtype
 
         def bound(value):
             if isinstance(value, (int, float)):
@@ -372,7 +381,7 @@ def _map_bounds(affine, low, high, layer, where: str):
     """``[low, high]`` through ``x -> x ⊙ scale + shift`` (``affine``), as arrays in the
     affine's namespace shaped to broadcast against the layer's input."""
     xp = namespace_of(affine.weight)
-    device, dtype = _device(affine.weight), affine.weight.dtype
+    device, dtype = array_api_compat.device(affine.weight), affine.weight.dtype
     scale, shift = affine.weight, affine.bias
     if affine.axis is not None:
         if not isinstance(layer, ConvLayer):
@@ -409,14 +418,8 @@ def _short(value) -> str:
 
 def _broadcast_bound(xp, bound, a):
     if isinstance(bound, float):
-        return xp.full(a.shape, bound, dtype=a.dtype, device=_device(a))
+        return xp.full(a.shape, bound, dtype=a.dtype, device=array_api_compat.device(a))
     return xp.broadcast_to(bound, a.shape)
-
-
-def _device(x):
-    import array_api_compat
-
-    return array_api_compat.device(x)
 
 
 @dataclass(frozen=True, repr=False)

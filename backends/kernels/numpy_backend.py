@@ -11,9 +11,7 @@ by tap. Python loops run over kernel taps only, never over positions, samples or
 
 from __future__ import annotations
 
-import functools
 import math
-import operator
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -22,12 +20,12 @@ from lrp_core.kernels import Backend
 from lrp_core.kernels.shapes import (
     check_shape,
     conv_spatial_dims,
+    divisor_grid,
     normalize_window,
     output_spatial_shape,
     pool_spatial_dims,
-    tap_mask,
+    real_taps,
     taps,
-    window_counts,
     window_extent,
 )
 
@@ -112,18 +110,6 @@ def _lowest(dtype):
     return -np.inf if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
 
 
-def _real_taps(spatial, kernel, stride, padding, dilation, out):
-    """Boolean ``(T, 1, 1, *out)``: whether tap ``t`` of window ``p`` reads a real input cell."""
-    d = len(kernel)
-    mask = np.ones((1,) * (2 * d), dtype=bool)
-    for axis, (n, k, s, (lo, _), dl, o) in enumerate(
-            zip(spatial, kernel, stride, padding, dilation, out)):
-        shape = [1] * (2 * d)
-        shape[axis], shape[d + axis] = k, o
-        mask = mask & np.asarray(tap_mask(o, k, s, dl, lo, lo + n), dtype=bool).reshape(shape)
-    return mask.reshape(math.prod(kernel), 1, 1, *out)
-
-
 def _first_true(hit):
     """``np.argmax(hit, axis=0)`` (the first ``t`` with ``hit[t]``, 0 if none), computed as a
     maximum over the leading axis of the ranks ``T − t``: elementwise, hence far faster."""
@@ -146,7 +132,7 @@ def max_pool(x, *, kernel, stride, padding, dilation, ceil_mode):
     stacked = np.stack([windows[(..., *tap)] for tap in taps(kernel)])
     y = stacked.max(axis=0)
     hit = (stacked == y) | (stacked != stacked)
-    hit &= _real_taps(spatial, kernel, stride, padding, dilation, out)
+    hit &= real_taps(spatial, kernel, stride, padding, dilation, out)
     return y, _first_true(hit)
 
 
@@ -164,13 +150,6 @@ def max_pool_transpose(g, index, *, kernel, stride, padding, dilation, input_sha
                      g.dtype)
 
 
-def _divisor(spatial, kernel, stride, padding, out, count_include_pad, dtype):
-    """Average pooling's divisor ``(*out)``: the product over axes of :func:`window_counts`."""
-    counts = [window_counts(n, k, s, lo, hi, o, count_include_pad)
-              for n, k, s, (lo, hi), o in zip(spatial, kernel, stride, padding, out)]
-    return functools.reduce(operator.mul, np.ix_(*counts)).astype(dtype)
-
-
 def avg_pool(x, *, kernel, stride, padding, ceil_mode, count_include_pad):
     """Average pooling, PyTorch semantics; see :func:`lrp_core.kernels.reference.avg_pool`."""
     d = pool_spatial_dims(x.shape)
@@ -181,7 +160,7 @@ def avg_pool(x, *, kernel, stride, padding, ceil_mode, count_include_pad):
     total = np.zeros(windows.shape[:2 + d], dtype=x.dtype)
     for tap in taps(kernel):
         total += windows[(..., *tap)]
-    return total / _divisor(spatial, kernel, stride, padding, out, count_include_pad, x.dtype)
+    return total / divisor_grid(spatial, kernel, stride, padding, out, count_include_pad).astype(x.dtype)
 
 
 def avg_pool_transpose(g, *, kernel, stride, padding, ceil_mode, count_include_pad, input_shape):
@@ -193,7 +172,7 @@ def avg_pool_transpose(g, *, kernel, stride, padding, ceil_mode, count_include_p
     spatial = input_shape[2:]
     out = output_spatial_shape(spatial, kernel, stride, padding, ones, ceil_mode)
     check_shape(g.shape, (*input_shape[:2], *out), "avg_pool_transpose: g (the pooled output)")
-    share = g / _divisor(spatial, kernel, stride, padding, out, count_include_pad, g.dtype)
+    share = g / divisor_grid(spatial, kernel, stride, padding, out, count_include_pad).astype(g.dtype)
     return _add_taps([share] * math.prod(kernel), input_shape, kernel, stride,
                      padding, ones, out, share.dtype)
 

@@ -19,7 +19,7 @@ Which native call does the work, in one place:
 * ``max_pool_transpose``: a ``scatter_add`` of the cotangent onto the selected input cells
   (overlapping windows add up).
 * ``avg_pool``: ``F.avg_pool{1,2,3}d``; ``avg_pool_transpose``: ``g / D`` (the divisor of each
-  window, from :func:`lrp_core.kernels.shapes.window_counts`) through a depthwise transposed
+  window, from :func:`lrp_core.kernels.shapes.divisor_grid`) through a depthwise transposed
   convolution with a kernel of ones.
 
 Also ``to_numpy`` (a host copy, or a view for CPU tensors), ``erf`` (``torch.special.erf``) and
@@ -39,10 +39,10 @@ from lrp_core.kernels import Backend, reference
 from lrp_core.kernels.shapes import (
     check_shape,
     conv_spatial_dims,
+    divisor_grid,
     normalize_window,
     output_spatial_shape,
     pool_spatial_dims,
-    window_counts,
 )
 
 __all__ = ["TorchBackend", "BACKEND", "conv", "conv_transpose", "max_pool", "max_pool_transpose", "avg_pool",
@@ -199,18 +199,6 @@ def avg_pool(x, *, kernel, stride, padding, ceil_mode, count_include_pad):
                         count_include_pad=count_include_pad)
 
 
-def _divisor(spatial, kernel, stride, padding, out, count_include_pad, like):
-    """Average pooling's divisor ``(*out)``: the product over axes of :func:`window_counts`."""
-    counts = [window_counts(n, k, s, lo, hi, o, count_include_pad)
-              for n, k, s, (lo, hi), o in zip(spatial, kernel, stride, padding, out)]
-    grid = np.ones(tuple(out))
-    for axis, c in enumerate(counts):
-        shape = [1] * len(out)
-        shape[axis] = len(c)
-        grid = grid * np.asarray(c, dtype=np.float64).reshape(shape)
-    return torch.as_tensor(grid, dtype=like.dtype, device=like.device)
-
-
 def avg_pool_transpose(g, *, kernel, stride, padding, ceil_mode, count_include_pad, input_shape):
     """The adjoint of :func:`avg_pool`: each input cell sums ``g / D`` over the windows that read it."""
     input_shape = tuple(int(s) for s in input_shape)
@@ -219,7 +207,8 @@ def avg_pool_transpose(g, *, kernel, stride, padding, ceil_mode, count_include_p
     spatial = input_shape[2:]
     out = output_spatial_shape(spatial, kernel, stride, padding, ones, ceil_mode)
     check_shape(g.shape, (*input_shape[:2], *out), "avg_pool_transpose: g (the pooled output)")
-    share = g / _divisor(spatial, kernel, stride, padding, out, count_include_pad, g)
+    grid = divisor_grid(spatial, kernel, stride, padding, out, count_include_pad)
+    share = g / torch.as_tensor(grid, dtype=g.dtype, device=g.device)
     channels = input_shape[1]
     w = torch.ones((channels, 1, *kernel), dtype=g.dtype, device=g.device)
     return _transpose(share, w, stride=stride, padding=padding, dilation=ones, groups=channels,

@@ -23,12 +23,12 @@ import array_api_compat
 from .shapes import (
     check_shape,
     conv_spatial_dims,
+    divisor_grid,
     normalize_window,
     output_spatial_shape,
     pool_spatial_dims,
-    tap_mask,
+    real_taps,
     taps,
-    window_counts,
     window_extent,
 )
 
@@ -173,17 +173,9 @@ def _lowest(xp, dtype):
 
 
 def _real_taps(xp, x, spatial, kernel, stride, padding, dilation, out):
-    """Boolean ``(T, 1, 1, *out)``: whether tap ``t`` of window ``p`` reads a real input cell."""
-    d = len(kernel)
-    mask = None
-    for axis, (n, k, s, (lo, _), dl, o) in enumerate(
-            zip(spatial, kernel, stride, padding, dilation, out)):
-        shape = [1] * (2 * d)
-        shape[axis], shape[d + axis] = k, o
-        factor = xp.reshape(xp.asarray(tap_mask(o, k, s, dl, lo, lo + n), dtype=xp.bool,
-                                       device=array_api_compat.device(x)), tuple(shape))
-        mask = factor if mask is None else mask & factor
-    return xp.reshape(mask, (math.prod(kernel), 1, 1, *out))
+    """:func:`~lrp_core.kernels.shapes.real_taps` as an array of ``x``'s namespace and device."""
+    return xp.asarray(real_taps(spatial, kernel, stride, padding, dilation, out), dtype=xp.bool,
+                      device=array_api_compat.device(x))
 
 
 def max_pool(x, *, kernel, stride, padding, dilation, ceil_mode):
@@ -227,17 +219,9 @@ def max_pool_transpose(g, index, *, kernel, stride, padding, dilation, input_sha
 
 
 def _divisor(xp, x, spatial, kernel, stride, padding, out, count_include_pad):
-    """Average pooling's divisor, ``(*out)``: the product over axes of :func:`window_counts`."""
-    d = len(kernel)
-    divisor = None
-    for axis, (n, k, s, (lo, hi), o) in enumerate(zip(spatial, kernel, stride, padding, out)):
-        shape = [1] * d
-        shape[axis] = o
-        counts = window_counts(n, k, s, lo, hi, o, count_include_pad)
-        factor = xp.reshape(xp.asarray(counts, dtype=x.dtype, device=array_api_compat.device(x)),
-                            tuple(shape))
-        divisor = factor if divisor is None else divisor * factor
-    return divisor
+    """:func:`~lrp_core.kernels.shapes.divisor_grid` in ``x``'s namespace, dtype and device."""
+    grid = divisor_grid(spatial, kernel, stride, padding, out, count_include_pad)
+    return xp.asarray(grid, dtype=x.dtype, device=array_api_compat.device(x))
 
 
 def avg_pool(x, *, kernel, stride, padding, ceil_mode, count_include_pad):

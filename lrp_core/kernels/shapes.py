@@ -9,8 +9,11 @@ the ``d`` axes (the last axis fastest).
 from __future__ import annotations
 
 import itertools
+import math
 import operator
 from collections.abc import Iterator, Sequence
+
+import numpy as np
 
 __all__ = [
     "normalize_tuple",
@@ -21,6 +24,8 @@ __all__ = [
     "output_spatial_shape",
     "window_extent",
     "tap_mask",
+    "divisor_grid",
+    "real_taps",
     "window_counts",
     "taps",
     "conv_spatial_dims",
@@ -172,6 +177,31 @@ def window_counts(length: int, kernel: int, stride: int, padding_lo: int, paddin
     start = 0 if count_include_pad else padding_lo
     mask = tap_mask(out, kernel, stride, 1, start, stop)
     return [max(sum(column), 1) for column in zip(*mask)]
+
+
+def divisor_grid(spatial, kernel, stride, padding, out, count_include_pad: bool) -> np.ndarray:
+    """Average pooling's divisor ``D[p]``, float64 of shape ``out``: the product over axes of
+    :func:`window_counts`. One NumPy array on the host; each backend copies it to its own."""
+    grid = np.ones(tuple(out))
+    for axis, (n, k, s, (lo, hi), o) in enumerate(zip(spatial, kernel, stride, padding, out)):
+        shape = [1] * len(out)
+        shape[axis] = o
+        counts = window_counts(n, k, s, lo, hi, o, count_include_pad)
+        grid = grid * np.asarray(counts, dtype=np.float64).reshape(shape)
+    return grid
+
+
+def real_taps(spatial, kernel, stride, padding, dilation, out) -> np.ndarray:
+    """Boolean ``(T, 1, 1, *out)`` on the host: whether tap ``t`` (row-major) of window ``p``
+    reads a real (unpadded) input cell (:func:`tap_mask` on each axis, combined)."""
+    d = len(kernel)
+    mask = np.ones((1,) * (2 * d), dtype=bool)
+    for axis, (n, k, s, (lo, _), dl, o) in enumerate(
+            zip(spatial, kernel, stride, padding, dilation, out)):
+        shape = [1] * (2 * d)
+        shape[axis], shape[d + axis] = k, o
+        mask = mask & np.asarray(tap_mask(o, k, s, dl, lo, lo + n), dtype=bool).reshape(shape)
+    return mask.reshape(math.prod(kernel), 1, 1, *out)
 
 
 def taps(kernel: Sequence[int]) -> Iterator[tuple[int, ...]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import array_api_compat
 import numpy as np
 
 from ..arrays import namespace_of
@@ -158,7 +159,7 @@ class AdaptiveAvgPool(PoolingLayer):
             m = np.zeros((out, length))
             for i, (lo, hi) in enumerate(_adaptive_windows(length, out)):
                 m[i, lo:hi] = 1.0 / (hi - lo)
-            mats.append(xp.asarray(m, dtype=x.dtype, device=_device(x)))
+            mats.append(xp.asarray(m, dtype=x.dtype, device=array_api_compat.device(x)))
         return mats
 
     def linearize(self, x):
@@ -200,7 +201,7 @@ class AdaptiveMaxPool(PoolingLayer):
             for i, (lo, hi) in enumerate(windows):
                 for k in range(width):
                     g[i, k, min(lo + k, hi - 1)] = 1.0
-            gathers.append(xp.asarray(g, dtype=x.dtype, device=_device(x)))
+            gathers.append(xp.asarray(g, dtype=x.dtype, device=array_api_compat.device(x)))
         return gathers
 
     def linearize(self, x):
@@ -222,7 +223,7 @@ class AdaptiveMaxPool(PoolingLayer):
         z = xp.max(taps, axis=-1)
 
         def pullback(s):
-            tap_ids = xp.arange(math.prod(widths), device=_device(s))
+            tap_ids = xp.arange(math.prod(widths), device=array_api_compat.device(s))
             onehot = xp.astype(index[..., None] == tap_ids, s.dtype) * s[..., None]
             v = xp.reshape(onehot, (n, c, *outs, *widths))
             inverse = [0, 1] + [q for i in range(d) for q in (2 + i, 2 + d + i)]
@@ -279,7 +280,7 @@ class GlobalMaxPool(PoolingLayer):
 
         def pullback(s):
             s = xp.reshape(s, shape[:2] + (1,))
-            positions = xp.arange(flat.shape[-1], device=_device(s))
+            positions = xp.arange(flat.shape[-1], device=array_api_compat.device(s))
             routed = xp.astype(index[..., None] == positions, s.dtype) * s
             return (xp.reshape(routed, shape),)
 
@@ -287,9 +288,3 @@ class GlobalMaxPool(PoolingLayer):
 
     def describe(self):
         return "GlobalMaxPool()" if self.keepdims else "GlobalMaxPool(keepdims=False)"
-
-
-def _device(x):
-    import array_api_compat
-
-    return array_api_compat.device(x)
