@@ -1,0 +1,209 @@
+"""Constant folding with NumPy: the ONNX operators evaluated when all their inputs are
+constants, for shape computations (``Shape -> Gather -> Unsqueeze -> Concat`` feeding a
+``Reshape``) and reshaped initializers.
+
+Each folding ``fold(t, n, c)`` takes the translator ``t``, the node ``n`` (a
+:class:`~lrp_core.backends.readers.onnx.nodes.NodeView`) and its constant inputs ``c`` (``None``
+for an absent optional input) and returns one array per node output. A ``Shape`` of an
+activation holds :data:`~lrp_core.backends.readers.onnx.nodes.BATCH` where the batch size stands;
+the translator makes it, not a folding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from onnx import numpy_helper
+
+from .nodes import BATCH, ints, np_dtype, read_axes, shape_slice, show
+
+__all__ = ["FOLDINGS"]
+
+_MAX_FOLDED_ELEMENTS = 1 << 26  # a folded constant larger than this is not a shape computation
+
+
+def _check_size(t, n, shape):
+    shape = ints(shape)
+    if any(s == BATCH for s in shape) or any(s < 0 for s in shape):
+        raise t.unsupported(n, f"it builds a tensor of shape {show(shape)}, which depends on the "
+                               "batch size")
+    if math.prod(shape) > _MAX_FOLDED_ELEMENTS:
+        raise t.unsupported(n, f"it builds a constant of {math.prod(shape)} elements; constant "
+                               "folding is meant for shape computations")
+    return shape
+
+
+def _fold_constant(t, n, c):
+    value = n.attr("value")
+    if value is not None:
+        return [numpy_helper.to_array(value).copy()]
+    for key, dtype in (("value_float", np.float32), ("value_floats", np.float32),
+                       ("value_int", np.int64), ("value_ints", np.int64)):
+        if key in n.attrs:
+            return [np.asarray(n.attrs[key], dtype=dtype)]
+    raise t.unsupported(n, f"a Constant with attributes {sorted(n.attrs)} (only tensors and "
+                           "numbers are supported)")
+
+
+def _fold_shape(t, n, c):
+    shape = np.asarray(c[0].shape, dtype=np.int64)
+    return [shape_slice(n, shape)]
+
+
+def _fold_concat(t, n, c):
+    return [np.concatenate([x for x in c if x is not None], axis=n.attr("axis"))]
+
+
+def _fold_slice(t, n, c):
+    data = c[0]
+    if t.opset < 10:
+        starts, ends = n.attr("starts"), n.attr("ends")
+        axes, steps = n.attr("axes"), None
+    else:
+        starts, ends = ints(c[1]), ints(c[2])
+        axes = None if len(c) < 4 or c[3] is None else ints(c[3])
+        steps = None if len(c) < 5 or c[4] is None else ints(c[4])
+    axes = list(range(len(starts))) if axes is None else list(axes)
+    steps = [1] * len(starts) if steps is None else steps
+    index = [slice(None)] * data.ndim
+    for start, end, axis, step in zip(starts, ends, axes, steps):
+        index[axis % data.ndim] = slice(int(start), int(end), int(step))
+    return [data[tuple(index)]]
+
+
+def _fold_reshape(t, n, c):
+    data = c[0]
+    target = ints(c[1])
+    if not n.attr("allowzero", 0):
+        target = [data.shape[i] if s == 0 else s for i, s in enumerate(target)]
+    return [np.reshape(data, target)]
+
+
+def _fold_unsqueeze(t, n, c):
+    axes = read_axes(t, n, 1, 13)
+    rank = c[0].ndim + len(axes)
+    return [np.expand_dims(c[0], tuple(sorted(a % rank for a in axes)))]
+
+
+def _fold_squeeze(t, n, c):
+    axes = read_axes(t, n, 1, 13)
+    if axes is None:
+        return [np.squeeze(c[0])]
+    return [np.squeeze(c[0], axis=tuple(a % c[0].ndim for a in axes))]
+
+
+def _fold_flatten(t, n, c):
+    axis = int(n.attr("axis", 1))
+    axis = axis + c[0].ndim if axis < 0 else axis
+    return [c[0].reshape(math.prod(c[0].shape[:axis]), math.prod(c[0].shape[axis:]))]
+
+
+def _fold_div(t, n, c):
+    a, b = c
+    if np.issubdtype(a.dtype, np.integer):
+        return [(np.sign(a) * np.sign(b) * (np.abs(a) // np.abs(b))).astype(a.dtype)]
+    return [np.asarray(a / b, dtype=a.dtype)]
+
+
+def _fold_constant_of_shape(t, n, c):
+    shape = _check_size(t, n, c[0])
+    value = n.attr("value")
+    fill = numpy_helper.to_array(value).reshape(-1)[0] if value is not None else np.float32(0)
+    return [np.full(shape, fill, dtype=np.asarray(fill).dtype)]
+
+
+def _fold_expand(t, n, c):
+    shape = _check_size(t, n, c[1])
+    out = np.broadcast_shapes(c[0].shape, tuple(shape))
+    _check_size(t, n, out)
+    return [np.broadcast_to(c[0], out).copy()]
+
+
+def _fold_range(t, n, c):
+    out = np.arange(c[0].item(), c[1].item(), c[2].item(), dtype=c[0].dtype)
+    _check_size(t, n, out.shape)
+    return [out]
+
+
+def _fold_tile(t, n, c):
+    _check_size(t, n, np.asarray(c[0].shape) * np.asarray(ints(c[1])))
+    return [np.tile(c[0], ints(c[1]))]
+
+
+def _reduce(fn, axes_input_since):
+    def fold(t, n, c):
+        axes = read_axes(t, n, 1, axes_input_since)
+        keepdims = bool(n.attr("keepdims", 1))
+        if axes is None or not axes:
+            if axes is not None and n.attr("noop_with_empty_axes", 0):
+                return [c[0]]
+            return [np.asarray(fn(c[0], axis=None, keepdims=keepdims))]
+        return [np.asarray(fn(c[0], axis=tuple(a % c[0].ndim for a in axes), keepdims=keepdims))]
+    return fold
+
+
+def _elementwise(fn):
+    return lambda t, n, c: [np.asarray(fn(*c))]
+
+
+def _same_type(fn):
+    return lambda t, n, c: [np.asarray(fn(*c)).astype(c[0].dtype)]
+
+
+def _variadic(fn):
+    def fold(t, n, c):
+        out = c[0]
+        for x in c[1:]:
+            out = fn(out, x)
+        return [np.asarray(out)]
+    return fold
+
+
+FOLDINGS = {
+    "Constant": _fold_constant,
+    "Identity": lambda t, n, c: [c[0]],
+    "Cast": lambda t, n, c: [c[0].astype(np_dtype(n.attr("to")))],
+    "Shape": _fold_shape,
+    "Size": lambda t, n, c: [np.asarray(c[0].size, dtype=np.int64)],
+    "Gather": lambda t, n, c: [np.take(c[0], c[1].astype(np.int64), axis=n.attr("axis", 0))],
+    "Unsqueeze": _fold_unsqueeze,
+    "Squeeze": _fold_squeeze,
+    "Concat": _fold_concat,
+    "Slice": _fold_slice,
+    "Reshape": _fold_reshape,
+    "Flatten": _fold_flatten,
+    "Transpose": lambda t, n, c: [np.transpose(c[0], n.attr("perm"))],
+    "Add": _same_type(np.add),
+    "Sub": _same_type(np.subtract),
+    "Mul": _same_type(np.multiply),
+    "Div": _fold_div,
+    "Pow": _same_type(np.power),
+    "Neg": _elementwise(np.negative),
+    "Abs": _elementwise(np.abs),
+    "Sqrt": _elementwise(np.sqrt),
+    "Reciprocal": _same_type(np.reciprocal),
+    "Floor": _elementwise(np.floor),
+    "Ceil": _elementwise(np.ceil),
+    "Exp": _elementwise(np.exp),
+    "Log": _elementwise(np.log),
+    "Min": _variadic(np.minimum),
+    "Max": _variadic(np.maximum),
+    "Sum": _variadic(np.add),
+    "Equal": _elementwise(np.equal),
+    "Less": _elementwise(np.less),
+    "Greater": _elementwise(np.greater),
+    "Not": _elementwise(np.logical_not),
+    "And": _elementwise(np.logical_and),
+    "Or": _elementwise(np.logical_or),
+    "Where": _elementwise(np.where),
+    "ConstantOfShape": _fold_constant_of_shape,
+    "Expand": _fold_expand,
+    "Range": _fold_range,
+    "Tile": _fold_tile,
+    "ReduceProd": _reduce(np.prod, 18),
+    "ReduceSum": _reduce(np.sum, 13),
+    "ReduceMax": _reduce(np.max, 18),
+    "ReduceMin": _reduce(np.min, 18),
+    "ReduceMean": _reduce(np.mean, 18),
+}

@@ -1,0 +1,162 @@
+"""Translations of the element-wise operators: arithmetic with a constant (``Add``, ``Sub``,
+``Mul``, ``Div`` to an ``Affine`` scale-and-shift) or of two activations (``Add``, ``Sub``,
+``Sum``), the activations (``Relu``, ``LeakyRelu``, ``Elu``, ``Clip``, ``Sigmoid``, ``Tanh``,
+``Gelu``, ``Softmax``), and the pass-throughs ``Dropout``, ``Identity`` and ``Cast``.
+
+Each translation ``translate(t, n)`` reads the node ``n`` through the translator ``t`` and returns
+one entry per node output (see :mod:`lrp_core.backends.readers.onnx.translations`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import lrp_core as lrp
+from lrp_core.layers import Affine
+
+from .nodes import np_dtype
+
+__all__ = ["ELEMENTWISE"]
+
+
+def _per_sample_constant(t, n, c, x):
+    """``c`` as an array that broadcasts against one sample of ``x`` without changing its
+    shape."""
+    if not np.issubdtype(c.dtype, np.floating):
+        raise t.unsupported(n, f"its constant operand has dtype {c.dtype}")
+    if c.ndim == 0:
+        return c
+    shape = t.shape(n, x, "a constant operand that is not a scalar")
+    rank = len(shape) + 1
+    if c.ndim > rank:
+        raise t.unsupported(n, f"the constant of shape {c.shape} has more axes than the "
+                               f"activation {('N',) + shape}")
+    full = c.reshape((1,) * (rank - c.ndim) + c.shape)
+    if full.shape[0] != 1:
+        raise t.unsupported(n, f"the constant of shape {c.shape} differs between samples of the "
+                               "batch")
+    per = full[0]
+    if np.broadcast_shapes(per.shape, shape) != shape:
+        raise t.unsupported(n, f"the constant of shape {c.shape} would broadcast the activation "
+                               f"{('N',) + shape} to a larger shape")
+    return per
+
+
+def _arithmetic(t, n):
+    op = n.op_type
+    a_const, b_const = t.is_const(n.input(0)), t.is_const(n.input(1))
+    if not a_const and not b_const:
+        a, b = t.value(n, 0), t.value(n, 1)
+        if op == "Add":
+            return [t.add(lrp.Add(), [a, b], n)]
+        if op == "Sub":
+            minus_one = Affine(scale=np.asarray(-1.0, dtype=np.float32))
+            negated = t.add(minus_one, [b], n, suffix="negate")
+            return [t.add(lrp.Add(), [a, negated], n)]
+        raise t.unsupported(n, f"{op} of two activations is not linear; LRP has no rule for it")
+    x_index = 1 if a_const else 0
+    x = t.value(n, x_index)
+    c = _per_sample_constant(t, n, t.const(n, 1 - x_index, "the constant operand"), x)
+    one = np.asarray(1.0, dtype=c.dtype)
+    if op == "Add":
+        layer = Affine(shift=c)
+    elif op == "Sub":
+        layer = Affine(shift=-c) if x_index == 0 else Affine(scale=-one, shift=c)
+    elif op == "Mul":
+        layer = Affine(scale=c)
+    elif x_index == 0:  # Div
+        layer = Affine(scale=(one / c).astype(c.dtype))
+    else:
+        raise t.unsupported(n, "a constant divided by an activation is not linear")
+    return [t.add(layer, [x], n)]
+
+
+def _sum(t, n):
+    if any(t.is_const(name) for name in n.inputs):
+        raise t.unsupported(n, "Sum with a constant operand (use Add)")
+    values = [t.value(n, i) for i in range(len(n.inputs))]
+    if len(values) == 1:
+        return [values[0]]
+    return [t.add(lrp.Add(), values, n)]
+
+
+def _activation(factory):
+    def translate(t, n):
+        return [t.add(factory(n), [t.value(n, 0)], n)]
+    return translate
+
+
+def _clip(t, n):
+    x = t.value(n, 0)
+    if t.opset < 11:
+        low, high = n.attr("min", -np.inf), n.attr("max", np.inf)
+    else:
+        low = t.const(n, 1, "min", optional=True)
+        high = t.const(n, 2, "max", optional=True)
+        low = -np.inf if low is None else float(low)
+        high = np.inf if high is None else float(high)
+    if low == 0.0 and high == 6.0:
+        return [t.add(lrp.ReLU6(), [x], n)]
+    if low == 0.0 and high == np.inf:
+        return [t.add(lrp.ReLU(), [x], n)]
+    raise t.unsupported(n, f"Clip(min={low}, max={high}); only Clip(0, 6) (ReLU6) and Clip(0) "
+                           "(ReLU) are supported")
+
+
+def _softmax(t, n):
+    x = t.value(n, 0)
+    axis = int(n.attr("axis", 1 if t.opset < 13 else -1))
+    if t.opset >= 13 and axis == -1:
+        return [t.add(lrp.Softmax(dim=-1), [x], n)]
+    shape = t.shape(n, x, "Softmax")
+    full = (None,) + shape
+    axis %= len(full)
+    if t.opset < 13:  # the input is coerced to 2-d: softmax over the flattened axes axis..end
+        long_axes = [i for i in range(axis, len(full)) if full[i] != 1]
+        if axis == 0 or len(long_axes) > 1:
+            raise t.unsupported(n, f"Softmax(axis={axis}) at opset {t.opset} of {('N',) + shape} "
+                                   "spans several axes")
+        axis = long_axes[0] if long_axes else len(full) - 1
+    if axis == 0:
+        raise t.unsupported(n, "a softmax over the batch axis")
+    return [t.add(lrp.Softmax(dim=axis), [x], n)]
+
+
+def _dropout(t, n):
+    if len(n.outputs) > 1 and t.is_used(n.outputs[1]):
+        raise t.unsupported(n, "its mask output is used")
+    if t.opset >= 12:
+        training = t.const(n, 2, "training_mode", optional=True)
+        if training is not None and bool(training):
+            raise t.unsupported(n, "training_mode=True")
+    return [t.value(n, 0), None]
+
+
+def _identity(t, n):
+    return [t.value(n, 0)]
+
+
+def _cast(t, n):
+    if not np.issubdtype(np_dtype(n.attr("to")), np.floating):
+        raise t.unsupported(n, "a cast of an activation to a non-floating type")
+    return [t.value(n, 0)]  # the analyzer computes in the input's dtype
+
+
+ELEMENTWISE = {
+    "Add": _arithmetic,
+    "Sub": _arithmetic,
+    "Mul": _arithmetic,
+    "Div": _arithmetic,
+    "Sum": _sum,
+    "Relu": _activation(lambda n: lrp.ReLU()),
+    "LeakyRelu": _activation(lambda n: lrp.LeakyReLU(float(n.attr("alpha", 0.01)))),
+    "Elu": _activation(lambda n: lrp.ELU(float(n.attr("alpha", 1.0)))),
+    "Clip": _clip,
+    "Sigmoid": _activation(lambda n: lrp.Sigmoid()),
+    "Tanh": _activation(lambda n: lrp.Tanh()),
+    "Gelu": _activation(lambda n: lrp.GELU(n.attr("approximate", "none"))),
+    "Softmax": _softmax,
+    "Dropout": _dropout,
+    "Identity": _identity,
+    "Cast": _cast,
+}

@@ -1,0 +1,174 @@
+"""Translations of the operators that move data without computing: ``Flatten``, ``Reshape``,
+``Squeeze``, ``Unsqueeze``, ``Transpose`` (of size-1 axes only), ``Concat`` and ``Pad`` (with
+zeros). None may touch the batch axis; a ``Reshape`` target may hold
+:data:`~lrp_core.backends.readers.onnx.nodes.BATCH` (a folded ``Shape`` of an activation).
+
+Each translation ``translate(t, n)`` reads the node ``n`` through the translator ``t`` and returns
+one entry per node output (see :mod:`lrp_core.backends.readers.onnx.translations`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import lrp_core as lrp
+from lrp_core.layers import ZeroPad
+
+from .nodes import BATCH, ints, read_axes, show
+
+__all__ = ["SHAPE"]
+
+
+def _flatten(t, n):
+    x = t.value(n, 0)
+    axis = int(n.attr("axis", 1))
+    if axis != 1:
+        shape = t.shape(n, x, f"Flatten(axis={axis})")
+        axis = axis % (len(shape) + 1) if axis < 0 else axis
+        if axis == 0 or math.prod(shape[:axis - 1]) != 1:
+            raise t.unsupported(n, f"Flatten(axis={n.attr('axis')}) of {('N',) + shape} merges "
+                                   "the batch axis with others")
+    return [t.add(lrp.Flatten(), [x], n)]
+
+
+def _reshape_layer(t, n, x, per_sample):
+    shape = t.shapes[x]
+    per_sample = [int(v) for v in per_sample]
+    if shape is not None and -1 in per_sample:
+        known = math.prod(v for v in per_sample if v != -1)
+        if known == 0 or math.prod(shape) % known:
+            raise t.unsupported(n, f"cannot reshape a sample of shape {shape} to {per_sample}")
+        per_sample = [math.prod(shape) // known if v == -1 else v for v in per_sample]
+    if shape is not None and math.prod(per_sample) != math.prod(shape):
+        raise t.unsupported(n, f"cannot reshape a sample of shape {shape} to {per_sample}")
+    return t.add(lrp.Reshape(per_sample, input_shape=shape), [x], n)
+
+
+def _reshape(t, n):
+    x = t.value(n, 0)
+    target = ints(t.const(n, 1, "the target shape (it could not be folded to a constant)"))
+    allowzero = bool(n.attr("allowzero", 0))
+    shape = t.shapes[x]
+    if not target:
+        raise t.unsupported(n, "a reshape to a scalar")
+    lead, rest = target[0], target[1:]
+    if (lead == BATCH or (lead == 0 and not allowzero)
+            or (t.static_batch is not None and lead == t.static_batch)):
+        pass
+    elif lead == -1 and -1 not in rest and 0 not in rest:
+        if shape is not None and math.prod(rest) != math.prod(shape):
+            raise t.unsupported(n, f"the reshape to {show(target)} of {('N',) + shape} moves "
+                                   "values between samples of the batch")
+    else:
+        raise t.unsupported(n, f"the reshape to {show(target)} changes the leading (batch) axis")
+    if not allowzero and 0 in rest:
+        if shape is None:
+            shape = t.shape(n, x, f"a reshape to {show(target)}")
+        rest = [shape[i] if v == 0 else v for i, v in enumerate(rest)]
+    if BATCH in rest:
+        raise t.unsupported(n, f"the reshape to {show(target)} moves the batch axis")
+    return [_reshape_layer(t, n, x, rest)]
+
+
+def _squeeze(t, n):
+    x = t.value(n, 0)
+    shape = t.shape(n, x, "Squeeze")
+    axes = read_axes(t, n, 1, 13)
+    rank = len(shape) + 1
+    if axes is None:
+        axes = [i + 1 for i, s in enumerate(shape) if s == 1]
+    axes = {a % rank for a in axes}
+    if 0 in axes:
+        raise t.unsupported(n, "it squeezes the batch axis")
+    if any(shape[a - 1] != 1 for a in axes):
+        raise t.unsupported(n, f"it squeezes axes {sorted(axes)} of {('N',) + shape}, not all of "
+                               "size 1")
+    return [_reshape_layer(t, n, x, [s for i, s in enumerate(shape) if i + 1 not in axes])]
+
+
+def _unsqueeze(t, n):
+    x = t.value(n, 0)
+    shape = t.shape(n, x, "Unsqueeze")
+    axes = read_axes(t, n, 1, 13)
+    rank = len(shape) + 1 + len(axes)
+    axes = {a % rank for a in axes}
+    if 0 in axes:
+        raise t.unsupported(n, "it inserts an axis before the batch axis")
+    remaining = iter(shape)
+    new = [1 if i in axes else next(remaining) for i in range(1, rank)]
+    return [_reshape_layer(t, n, x, new)]
+
+
+def _transpose(t, n):
+    x = t.value(n, 0)
+    shape = t.shape(n, x, "Transpose")
+    full = (None,) + shape
+    perm = n.attr("perm")
+    perm = list(range(len(full)))[::-1] if perm is None else [int(p) for p in perm]
+    moved = [p for p in perm[1:] if full[p] != 1]
+    if perm[0] != 0 or moved != sorted(moved):
+        raise t.unsupported(n, f"Transpose(perm={perm}) of {('N',) + shape} reorders the data; "
+                               "only a transpose that moves size-1 axes (a reshape, a no-op for "
+                               "LRP) is supported")
+    return [_reshape_layer(t, n, x, [full[p] for p in perm[1:]])]
+
+
+def _concat(t, n):
+    names = [name for name in n.inputs if name]
+    if any(t.is_const(name) for name in names):
+        raise t.unsupported(n, "it concatenates a constant with activations")
+    values = [t.value(n, i) for i, name in enumerate(n.inputs) if name]
+    axis = int(n.attr("axis"))
+    if axis < 0:
+        axis %= len(t.shape(n, values[0], "Concat with a negative axis")) + 1
+    if axis == 0:
+        raise t.unsupported(n, "it concatenates along the batch axis")
+    if len(values) == 1:
+        return [values[0]]
+    return [t.add(lrp.Concat(axis), values, n)]
+
+
+def _pad(t, n):
+    x = t.value(n, 0)
+    if t.opset < 11:
+        mode = n.attr("mode", "constant")
+        pads = ints(n.attr("pads"))
+        value = float(n.attr("value", 0.0))
+        axes = None
+    else:
+        mode = n.attr("mode", "constant")
+        pads = ints(t.const(n, 1, "pads"))
+        value = t.const(n, 2, "constant_value", optional=True)
+        value = 0.0 if value is None else float(value)
+        axes = t.const(n, 3, "axes", optional=True)
+        axes = None if axes is None else ints(axes)
+    if mode != "constant" or value != 0.0:
+        raise t.unsupported(n, f"Pad(mode={mode!r}, value={value}); only padding with zeros is "
+                               "supported")
+    if axes is None:
+        rank = len(pads) // 2
+        axes = list(range(rank))
+    else:
+        rank = len(t.shape(n, x, "Pad with axes")) + 1
+        axes = [a % rank for a in axes]
+    pairs = [(0, 0)] * rank
+    for i, axis in enumerate(axes):
+        pairs[axis] = (pads[i], pads[i + len(axes)])
+    if any(lo < 0 or hi < 0 for lo, hi in pairs):
+        raise t.unsupported(n, f"negative pads {pads} (cropping)")
+    if pairs[0] != (0, 0):
+        raise t.unsupported(n, "it pads the batch axis")
+    if all(p == (0, 0) for p in pairs):
+        return [x]
+    return [t.add(ZeroPad(pairs[1:]), [x], n)]
+
+
+SHAPE = {
+    "Flatten": _flatten,
+    "Reshape": _reshape,
+    "Squeeze": _squeeze,
+    "Unsqueeze": _unsqueeze,
+    "Transpose": _transpose,
+    "Concat": _concat,
+    "Pad": _pad,
+}

@@ -1,0 +1,233 @@
+"""The walk over the ONNX nodes: :class:`Translator` keeps constants (NumPy arrays, folded with
+:data:`~lrp_core.backends.readers.onnx.folding.FOLDINGS`) and activations (value indices of the
+graph under construction, with their per-sample shapes where known), translates each node with
+:data:`~lrp_core.backends.readers.onnx.translations.TRANSLATIONS`, and raises
+:class:`lrp_core.UnsupportedOperatorError` naming the node that cannot be translated.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import onnx
+
+import lrp_core as lrp
+from lrp_core import GraphBuilder
+from lrp_core.kernels.shapes import conv_output_size
+
+from .folding import FOLDINGS
+from .loading import MIN_OPSET, opset_of, read_initializers
+from .nodes import BATCH, NodeView, shape_slice
+from .translations import SUPPORTED_OPS, TRANSLATIONS
+
+__all__ = ["Translator"]
+
+_FOLD_ONLY_OPS = tuple(sorted(set(FOLDINGS) - set(SUPPORTED_OPS)))
+
+
+class Translator:
+    """Walks the ONNX nodes in order, keeping constants (NumPy arrays) and activations (value
+    indices of the graph under construction, with their per-sample shapes where known)."""
+
+    def __init__(self, model, label, base_dir, *, input_shape=None, output=None):
+        self.model = model
+        self.graph = model.graph
+        self.label = label
+        self.opset = opset_of(model)
+        self.consts: dict[str, np.ndarray] = {}
+        self.values: dict[str, int] = {}
+        self.builder = GraphBuilder()
+        self.shapes: list = []  # per value index: the per-sample shape, or None if unknown
+        self.uses = Counter(name for node in self.graph.node for name in node.input if name)
+        self.uses.update(v.name for v in self.graph.output)
+        self.output_name = output
+        self.static_batch = None
+        self.consts.update(read_initializers(self.graph, base_dir, label))
+        self._set_input(input_shape)
+
+    # -- what the operator translations call -------------------------------------------------
+    def unsupported(self, n: NodeView, why: str) -> lrp.UnsupportedOperatorError:
+        return lrp.UnsupportedOperatorError(
+            f"{self.label}: ONNX node {n.label} (op_type {n.op_type!r}, opset {self.opset}) "
+            f"cannot be translated: {why}.\nSupported operators: {', '.join(SUPPORTED_OPS)}; on "
+            f"constant inputs (folded with NumPy) also: {', '.join(_FOLD_ONLY_OPS)}.")
+
+    def is_const(self, name: str) -> bool:
+        return bool(name) and name in self.consts
+
+    def is_used(self, name: str) -> bool:
+        return bool(name) and self.uses[name] > 0
+
+    def value(self, n: NodeView, i: int) -> int:
+        name = n.input(i)
+        if name in self.values:
+            return self.values[name]
+        if name in self.consts:
+            raise self.unsupported(n, f"input {i} ({name!r}) is a constant where an activation is "
+                                      "expected")
+        raise self.unsupported(n, f"input {i} is missing")
+
+    def const(self, n: NodeView, i: int, what: str, *, optional: bool = False):
+        name = n.input(i)
+        if not name:
+            if optional:
+                return None
+            raise self.unsupported(n, f"{what} (input {i}) is missing")
+        if name in self.consts:
+            return self.consts[name]
+        raise self.unsupported(n, f"{what} (input {i}, {name!r}) is computed from the model input; "
+                                  "it must be a constant (an initializer or a foldable subgraph)")
+
+    def shape(self, n: NodeView, value: int, need: str):
+        shape = self.shapes[value]
+        if shape is None:
+            raise self.unsupported(n, f"{need} needs the static shape of its input, which the "
+                                      "graph leaves open; pass from_onnx(..., input_shape=<shape "
+                                      "of one sample>)")
+        return shape
+
+    def add(self, layer, inputs, n: NodeView, suffix: str | None = None) -> int:
+        try:
+            shape = _output_shape(layer, [self.shapes[v] for v in inputs])
+        except (ValueError, TypeError) as error:
+            raise self.unsupported(n, f"{layer.describe()} does not fit its input: "
+                                      f"{error}") from error
+        name = n.layer_name if suffix is None else f"{n.layer_name}:{suffix}"
+        value = self.builder.add(layer, inputs, name)
+        self.shapes.append(shape)
+        return value
+
+    # -- the walk ------------------------------------------------------------------------------
+    def _set_input(self, input_shape) -> None:
+        inputs = [v for v in self.graph.input if v.name not in self.consts]
+        if len(inputs) != 1:
+            raise lrp.UnsupportedOperatorError(
+                f"{self.label} has {len(inputs)} inputs that are not initializers "
+                f"({', '.join(repr(v.name) for v in inputs)}); lrp_core explains graphs with one "
+                "input")
+        value = inputs[0]
+        dims = None
+        tensor_type = value.type.tensor_type
+        if tensor_type.HasField("shape"):
+            dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+                    for d in tensor_type.shape.dim]
+            if len(dims) < 2:
+                raise lrp.UnsupportedOperatorError(
+                    f"{self.label}: the input {value.name!r} has rank {len(dims)}; lrp_core "
+                    "needs a batch axis followed by at least one more")
+            self.static_batch = dims[0]
+        per_sample = None if dims is None or None in dims[1:] else tuple(dims[1:])
+        if input_shape is not None:
+            given = tuple(int(s) for s in input_shape)
+            if dims is not None and (len(given) != len(dims) - 1 or
+                                     any(d is not None and d != g
+                                         for d, g in zip(dims[1:], given))):
+                raise ValueError(f"{self.label}: input_shape {given} does not match the input "
+                                 f"{value.name!r} of shape {['N'] + [d or '?' for d in dims[1:]]}")
+            per_sample = given
+        self.input_name = value.name
+        self.values[value.name] = 0
+        self.shapes.append(per_sample)
+
+    def run(self) -> int:
+        """Translate every node; the value index of the output to explain. The nodes are then in
+        ``self.builder.nodes`` and their per-sample shapes in ``self.shapes``."""
+        if self.opset < MIN_OPSET:
+            raise lrp.UnsupportedOperatorError(
+                f"{self.label} uses opset {self.opset}; the reader supports opsets {MIN_OPSET} to "
+                f"{onnx.defs.onnx_opset_version()} (convert it with onnx.version_converter)")
+        for index, node in enumerate(self.graph.node):
+            self._translate(NodeView(node, index))
+        return self._output_value()
+
+    def _translate(self, n: NodeView) -> None:
+        if n.node.domain not in ("", "ai.onnx"):
+            raise self.unsupported(n, f"the operator domain {n.node.domain!r} is not the default "
+                                      "ONNX domain")
+        names = [name for name in n.inputs if name]
+        if n.op_type == "Shape" and names and names[0] in self.values:
+            # the shape of an activation, with BATCH standing for the batch size
+            shape = self.shape(n, self.values[names[0]], "Shape")
+            results = [shape_slice(n, np.asarray((BATCH,) + tuple(shape), dtype=np.int64))]
+        elif all(name in self.consts for name in names) and n.op_type in FOLDINGS:
+            try:
+                inputs = [self.consts.get(name) if name else None for name in n.inputs]
+                results = FOLDINGS[n.op_type](self, n, inputs)
+                results = [None if r is None else np.asarray(r) for r in results]
+            except lrp.LRPError:
+                raise
+            except Exception as error:
+                raise self.unsupported(n, f"folding it on constants failed: "
+                                          f"{type(error).__name__}: {error}") from error
+        elif n.op_type in TRANSLATIONS:
+            if not any(name in self.values for name in names):
+                raise self.unsupported(n, "all its inputs are constants, and folding this operator "
+                                          "is not supported")
+            try:
+                results = TRANSLATIONS[n.op_type](self, n)
+            except lrp.LRPError:
+                raise
+            except Exception as error:  # a malformed node: missing attribute, wrong rank, ...
+                raise self.unsupported(n, f"{type(error).__name__}: {error}") from error
+        elif n.op_type in FOLDINGS:
+            raise self.unsupported(n, f"{n.op_type} is supported on constants only (shape "
+                                      "computations), not on values computed from the model input")
+        else:
+            raise self.unsupported(n, "no translation to an lrp_core layer exists for this "
+                                      "operator")
+        for k, name in enumerate(n.outputs):
+            result = results[k] if k < len(results) else None
+            if not name:
+                continue
+            if result is None:
+                if self.is_used(name):
+                    raise self.unsupported(n, f"its output {k} ({name!r}) is used, but only its "
+                                              "first output is supported")
+            elif isinstance(result, np.ndarray):
+                self.consts[name] = result
+            else:
+                self.values[name] = result
+
+    def _output_value(self) -> int:
+        names = [v.name for v in self.graph.output]
+        if self.output_name is None:
+            if len(names) != 1:
+                raise ValueError(f"{self.label} has {len(names)} outputs "
+                                 f"({', '.join(map(repr, names))}); choose the one to explain "
+                                 "with from_onnx(..., output=NAME)")
+            name = names[0]
+        elif self.output_name in names:
+            name = self.output_name
+        else:
+            raise ValueError(f"{self.label} has no output {self.output_name!r}; "
+                             f"its outputs: {', '.join(map(repr, names))}")
+        if name not in self.values:
+            raise lrp.UnsupportedOperatorError(f"{self.label}: the output {name!r} is a constant; "
+                                               "it does not depend on the input")
+        return self.values[name]
+
+
+def _output_shape(layer, shapes):
+    """The per-sample output shape of ``layer`` (``None`` if an input shape is unknown):
+    arithmetic for convolutions, a forward pass on zeros (batch of one) for the rest."""
+    if any(s is None for s in shapes):
+        return None
+    if isinstance(layer, lrp.ConvLayer):
+        (shape,) = shapes
+        w = layer.weight
+        if isinstance(layer, lrp.ConvTranspose):
+            in_channels = w.shape[0]
+        else:
+            in_channels = w.shape[1] * layer.groups
+        if len(shape) != w.ndim - 1 or shape[0] != in_channels:
+            raise ValueError(f"a sample of shape {shape} does not fit a weight of shape "
+                             f"{tuple(w.shape)} with groups={layer.groups}")
+        if isinstance(layer, lrp.ConvTranspose):
+            return tuple(layer.output_shape((1,) + tuple(shape))[1:])
+        spatial = [conv_output_size(length, k, s, lo, hi, d) for length, k, s, (lo, hi), d in
+                   zip(shape[1:], layer.kernel_size, layer.stride, layer.resolved_padding(),
+                       layer.dilation)]
+        return (int(w.shape[0]), *spatial)
+    zeros = [np.zeros((1,) + tuple(s), dtype=np.float32) for s in shapes]
+    return tuple(int(d) for d in layer.forward(*zeros).shape[1:])
