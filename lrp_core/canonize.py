@@ -62,6 +62,16 @@ def fuse_batchnorm(linear, norm):
     out_channels = w.shape[1] * linear.groups if isinstance(linear, ConvTranspose) else w.shape[0]
     if scale.shape[0] != out_channels:
         return None
+    return scale_outputs(linear, scale, shift)
+
+
+def scale_outputs(linear, scale, shift):
+    """``linear`` (a Dense, Conv or ConvTranspose) followed by ``y ↦ scale ⊙ y + shift`` per
+    output channel, as one layer: ``W' = scale·W`` (per output channel, groups respected),
+    ``b' = scale·b + shift``. ``scale`` and ``shift`` are 1-d over the output channels
+    (``shift`` may be ``None``) in the weight's namespace."""
+    w = linear.weight
+    xp = namespace_of(w)
     if isinstance(linear, ConvTranspose):
         groups = linear.groups
         grouped = xp.reshape(w, (groups, w.shape[0] // groups, w.shape[1], *w.shape[2:]))
@@ -69,7 +79,9 @@ def fuse_batchnorm(linear, norm):
         weight = xp.reshape(grouped * s, w.shape)
     else:
         weight = w * xp.reshape(scale, (-1,) + (1,) * (len(w.shape) - 1))
-    bias = shift if linear.bias is None else scale * linear.bias + shift
+    bias = None if linear.bias is None else scale * linear.bias
+    if shift is not None:
+        bias = shift if bias is None else bias + shift
     return linear.replace(weight=weight, bias=bias)
 
 

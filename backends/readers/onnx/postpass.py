@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 import lrp_core as lrp
+from lrp_core.canonize import scale_outputs
 from lrp_core.graph import Graph, Node
 from lrp_core.kernels.shapes import normalize_padding
 from lrp_core.layers import Affine, ZeroPad
@@ -64,6 +65,8 @@ def fold_affine(producer, affine: Affine, out_shape):
     """``producer`` followed by the constant scale-and-shift ``affine`` as one layer, or
     ``None``."""
     if isinstance(producer, Affine):
+        if producer.axis is not None or affine.axis is not None:
+            return None
         s1, t1, s2, t2 = producer.scale, producer.shift, affine.scale, affine.shift
         scale = s1 if s2 is None else (s2 if s1 is None else s1 * s2)
         shift = t1 if t1 is None or s2 is None else t1 * s2
@@ -84,20 +87,10 @@ def fold_affine(producer, affine: Affine, out_shape):
         shift = _channel_vector(affine.shift, out_shape, axis, channels)
     if (affine.scale is not None and scale is None) or (affine.shift is not None and shift is None):
         return None
-    weight, bias = w, producer.bias
-    if scale is not None:
-        if isinstance(producer, lrp.ConvTranspose):
-            groups = producer.groups
-            grouped = w.reshape(groups, w.shape[0] // groups, w.shape[1], *w.shape[2:])
-            per_channel = scale.reshape(groups, 1, w.shape[1], *([1] * (w.ndim - 2)))
-            weight = (grouped * per_channel).reshape(w.shape)
-        else:
-            weight = w * scale.reshape(-1, *([1] * (w.ndim - 1)))
-        bias = None if bias is None else bias * scale
-    if shift is not None:
-        bias = shift if bias is None else bias + shift
-    return producer.replace(weight=np.asarray(weight, dtype=w.dtype),
-                            bias=None if bias is None else np.asarray(bias, dtype=w.dtype))
+    if scale is None:
+        scale = np.ones(channels, dtype=w.dtype)
+    return scale_outputs(producer, np.asarray(scale, dtype=w.dtype),
+                         None if shift is None else np.asarray(shift, dtype=w.dtype))
 
 
 def absorb_pad(pad: ZeroPad, layer):
