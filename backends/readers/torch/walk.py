@@ -1,0 +1,219 @@
+"""The walk over the fx graph: every node in order becomes a value of the translation
+environment, and the nodes the output depends on become the lrp-core graph.
+
+A node that cannot be translated is bound to a :class:`~.values.Failed` value holding an
+:class:`lrp_core.UnsupportedOperatorError` that names the fx node, its target and the user's
+line (:func:`~.locations.node_error`); it is raised only if the output depends on it, so dead
+code is never translated. In-place operations rebind every name of the mutated tensor, as eager
+execution does. A module called twice becomes two nodes that share one layer.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import torch
+import torch.fx as fx
+
+import lrp_core as lrp
+from lrp_core.errors import LRPError, UnsupportedOperatorError
+
+from .functions import FUNCTIONS, METHODS
+from .locations import node_error, qualname
+from .modules import module_layer
+from .tracing import Wrapper, relative_name
+from .values import Failed, Op, Propagated, Tensor, Unsupported, as_tensor, describe, fail
+
+__all__ = ["GraphWalk"]
+
+
+class GraphWalk:
+    """Translates the fx graph of a traced :class:`~.tracing.Wrapper` into an lrp-core graph;
+    ``custom`` maps leaf module types to the caller's translations."""
+
+    def __init__(self, graph: fx.Graph, wrapper: Wrapper, custom: dict):
+        self.graph = graph
+        self.wrapper = wrapper
+        self.custom = custom
+        self.modules = dict(wrapper.named_modules())
+        self.env: dict[fx.Node, object] = {}
+        self.names: dict[int, list] = {}  # id(value) -> the fx nodes bound to it
+        self.calls: dict[str, int] = {}
+        self.shared: dict[str, lrp.Layer] = {}
+        self.input = None
+
+    # -- driving -------------------------------------------------------------------------------
+    def read(self) -> lrp.Graph:
+        """The lrp-core graph from the input to the output."""
+        output = None
+        for node in self.graph.nodes:
+            if node.op == "output":
+                output = node
+                break
+            try:
+                value, mutated = self._translate(node)
+            except Unsupported as problem:
+                error = node_error(node, self.modules, str(problem))
+                value, mutated = Failed(error), self._mutated_input(node)
+            except Propagated as failure:
+                value, mutated = Failed(failure.error), self._mutated_input(node)
+            self._bind(node, value)
+            if mutated is not None:
+                self._rebind(mutated, value)
+        return self._finish(output)
+
+    def _finish(self, output: fx.Node) -> lrp.Graph:
+        result = output.args[0]
+        if not isinstance(result, fx.Node):
+            raise UnsupportedOperatorError(
+                f"the model returns a {type(result).__name__}; lrp.from_torch explains a model "
+                "with one output tensor (return the logits)")
+        value = self.env[result]
+        if isinstance(value, Failed):
+            raise value.error
+        if not isinstance(value, Tensor):
+            raise UnsupportedOperatorError(f"the model output is {describe(value)}, not a tensor "
+                                           "computed from the input")
+        if value.symbol is self.input.symbol:
+            raise LRPError("the model returns its input unchanged: there is nothing to explain")
+        return lrp.Graph(self.input.symbol, value.symbol)
+
+    def _bind(self, node: fx.Node, value) -> None:
+        self.env[node] = value
+        self.names.setdefault(id(value), []).append(node)
+
+    def _rebind(self, mutated: fx.Node, value) -> None:
+        """An in-place operation changed the tensor of ``mutated``: every name bound to that
+        tensor now holds ``value``."""
+        old = self.env.get(mutated)
+        if old is None or old is value:
+            return
+        for node in self.names.pop(id(old), []):
+            self._bind(node, value)
+
+    def _mutated_input(self, node: fx.Node):
+        """The fx node an in-place operation writes into, or ``None``."""
+        first = node.args[0] if node.args else None
+        if not isinstance(first, fx.Node):
+            return None
+        if node.op == "call_method" and node.target.endswith("_") \
+                and not node.target.startswith("_"):
+            return first
+        if node.op == "call_function":
+            if node.target is operator.iadd or node.kwargs.get("inplace") is True:
+                return first
+            name = getattr(node.target, "__name__", "")
+            if name.endswith("_") and not name.startswith("_"):
+                return first
+        if node.op == "call_module" \
+                and getattr(self.modules.get(node.target), "inplace", False) is True:
+            return first
+        return None
+
+    def _add(self, layer, inputs, name, rank):
+        symbols = tuple(t.symbol for t in inputs)
+        builder = symbols[0].builder
+        return Tensor(builder.call(layer, symbols, name=name or None), rank)
+
+    def _value(self, arg):
+        """An fx argument with nodes replaced by their translated values (recursively)."""
+        if isinstance(arg, fx.Node):
+            value = self.env[arg]
+            if isinstance(value, Failed):
+                raise Propagated(value.error)
+            return value
+        if isinstance(arg, (list, tuple)):
+            if isinstance(arg, torch.Size):
+                return tuple(arg)
+            return type(arg)(self._value(a) for a in arg)
+        if isinstance(arg, dict):
+            return {k: self._value(v) for k, v in arg.items()}
+        if isinstance(arg, slice):
+            return slice(self._value(arg.start), self._value(arg.stop), self._value(arg.step))
+        return arg
+
+    # -- one node ------------------------------------------------------------------------------
+    def _translate(self, node: fx.Node):
+        """``(value, mutated_node_or_None)`` for one fx node."""
+        if node.op == "placeholder":  # the wrapper's forward(x): exactly one
+            self.input = Tensor(lrp.Input(), None)
+            return self.input, None
+        if node.op == "get_attr":
+            return self._get_attr(node.target), None
+        args = self._value(node.args)
+        kwargs = self._value(node.kwargs)
+        if node.op == "call_module":
+            return self._call_module(node, args, kwargs)
+        if node.op == "call_function":
+            return self._call_function(node, args, kwargs)
+        if node.op == "call_method":
+            return self._call_method(node, args, kwargs)
+        fail(f"unknown fx node kind {node.op}")
+
+    def _get_attr(self, target: str):
+        value = self.wrapper
+        for part in target.split("."):
+            value = getattr(value, part)
+        if isinstance(value, torch.Tensor):
+            return value.detach()
+        return value
+
+    def _module_name(self, node: fx.Node) -> str:
+        name = relative_name(node.target)
+        count = self.calls.get(name, 0)
+        self.calls[name] = count + 1
+        return name if count == 0 else f"{name}@{count}"
+
+    def _call_module(self, node, args, kwargs):
+        module = self.modules[node.target]
+        name = self._module_name(node)
+        if not args:
+            fail("the module is called without a tensor argument")
+        x = as_tensor(args[0])
+        if len(args) > 1 or kwargs:
+            fail(f"{type(module).__name__} is called with extra arguments ({len(args) - 1} "
+                 f"positional, {sorted(kwargs)}); only module(x) is supported")
+        for kind, translate in self.custom.items():
+            if isinstance(module, kind):
+                layer = translate(module)
+                if not isinstance(layer, lrp.Layer):
+                    raise TypeError(f"leaf_modules[{kind.__name__}] must return an lrp_core "
+                                    f"layer or graph, got {layer!r}")
+                return self._add(layer, (x,), name, None), None
+        try:
+            layer, rank = module_layer(module, x)
+        except (TypeError, ValueError) as error:
+            fail(f"{type(module).__name__} could not be translated: {error}")
+        layer = self.shared.setdefault(node.target, layer)  # a module called twice: one layer
+        inplace = getattr(module, "inplace", False) is True
+        return self._add(layer, (x,), name, rank), (node.args[0] if inplace else None)
+
+    def _call_function(self, node, args, kwargs):
+        translate = FUNCTIONS.get(node.target)
+        if translate is None:
+            fail(f"{qualname(node.target)} has no translation")
+        return self._apply(node, translate, args, kwargs)
+
+    def _call_method(self, node, args, kwargs):
+        translate = METHODS.get(node.target)
+        if translate is None:
+            fail(f"Tensor.{node.target} has no translation")
+        return self._apply(node, translate, args, kwargs)
+
+    def _apply(self, node, translate, args, kwargs):
+        try:
+            result = translate(*args, **kwargs)
+        except (TypeError, ValueError) as error:
+            if isinstance(error, LRPError):
+                raise
+            fail(f"unexpected arguments: {error}")
+        if isinstance(result, Op):
+            inputs = [as_tensor(t) for t in result.inputs]
+            if result.layer is None:
+                value = inputs[0]
+            else:
+                value = self._add(result.layer, inputs, node.name, result.rank)
+            mutated = node.args[0] if result.inplace and isinstance(node.args[0], fx.Node) \
+                else None
+            return value, mutated
+        return result, None
