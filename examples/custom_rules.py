@@ -1,4 +1,4 @@
-"""The seed document, step by step: a custom LRP rule in two lines, on a LeNet-5.
+"""The RelevancePropagation.jl custom-rule example, step by step: a custom LRP rule in two lines, on a LeNet-5.
 
     python examples/custom_rules.py [--out DIR]
 
@@ -55,7 +55,7 @@ def main() -> None:
     print(MyGammaRule.__name__, "overrides modify_parameters only; every other hook keeps its default")
 
     # -------------------------------------------------------------------------------------------
-    step("3. One rule per layer: the seed document's list")
+    step("3. One rule per layer: the custom-rule example's list")
     rules = [lrp.ZPlusRule(), lrp.EpsilonRule(), MyGammaRule(), lrp.EpsilonRule(),
              lrp.ZeroRule(), lrp.ZeroRule(), lrp.ZeroRule(), lrp.ZeroRule()]
     analyzer = lrp.LRP(lenet5, rules)

@@ -2,7 +2,8 @@
 
     lrp demo [--out DIR]
     lrp explain MODEL.onnx INPUT... [--composite NAME] [--output-selection K] [--out DIR]
-                [--backend numpy|torch|cupy] [--mean M --std S] [--overlay] [--save-relevance]
+                [--backend numpy|torch|cupy] [--mean M --std S] [--low L --high H] [--overlay]
+                [--save-relevance]
 
 A user's mistake prints one line, ``lrp: error: ...``, and no traceback: exit status 2 for what
 was asked (a missing file, an unknown option value, a PyTorch pickle), 1 for what cannot be done
@@ -21,7 +22,7 @@ import numpy as np
 
 from .analyzer import LRP
 from .arrays import to_numpy
-from .demo import DEFAULT_DIGITS, MyGammaRule, run_demo, seed_rules
+from .demo import DEFAULT_DIGITS, MyGammaRule, example_rules, run_demo
 from .errors import LRPError
 from .heatmaps import _colormap, heatmap
 from .images import load_image, save_image, to_model_input
@@ -29,7 +30,7 @@ from .kernels import backend_named
 from .models import random_lenet5
 from .presets import NEEDS_BOUNDS, PRESETS, preset
 
-__all__ = ["main", "random_lenet5", "MyGammaRule", "seed_rules", "COMPOSITES"]
+__all__ = ["main", "random_lenet5", "MyGammaRule", "example_rules", "COMPOSITES"]
 
 
 class UserError(Exception):
@@ -38,6 +39,8 @@ class UserError(Exception):
 
 #: ``--composite`` names: the presets of :data:`lrp_core.presets.PRESETS`, in kebab case
 COMPOSITES = tuple(name.replace("_", "-") for name in PRESETS)
+#: the ``--composite`` names that take the input bounds (``--low``, ``--high``)
+BOXED = tuple(name.replace("_", "-") for name in PRESETS if name in NEEDS_BOUNDS)
 PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -157,25 +160,48 @@ def _read_input(path: str, sample_shape: tuple, mean, std) -> tuple[np.ndarray, 
     return x, image
 
 
-def _bounds(composite: str, mean, std, paths: list[str], sample_shape: tuple):
-    """The input bounds for ``epsilon-gamma-box``'s ZBoxRule: the pixel range [0, 1] through
-    ``(x − mean) / std`` (per channel: arrays of one input's shape); with ``.npy`` inputs, the
-    smallest and largest value they hold."""
-    if composite != "epsilon-gamma-box":
-        return None, None
-    arrays = [p for p in paths if pathlib.Path(p).suffix.lower() == ".npy"]
-    if arrays:
-        low, high = np.inf, -np.inf
-        for path in arrays:
-            values = np.load(path, mmap_mode="r", allow_pickle=False)
-            low, high = min(low, float(np.min(values))), max(high, float(np.max(values)))
-        return low, high
+def _explicit_bounds(args, needs_bounds: bool):
+    """``(low, high)`` from ``--low`` and ``--high``, or ``None`` when neither is given."""
+    if (args.low is None) != (args.high is None):
+        raise UserError("give --low and --high together (or neither)")
+    if args.low is None:
+        return None
+    if not needs_bounds:
+        raise UserError(f"--low and --high bound the input for --composite {' or '.join(BOXED)}; "
+                        f"{args.composite} takes no bounds")
+    if not args.low < args.high:
+        raise UserError(f"--low must be smaller than --high; got {args.low} and {args.high}")
+    return float(args.low), float(args.high)
+
+
+def _image_bounds(mean, std, sample_shape: tuple):
+    """The bounds of an image input: the pixel range [0, 1] through ``(x − mean) / std`` (per
+    channel: arrays of one input's shape)."""
     mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
     low, high = (0.0 - mean) / std, (1.0 - mean) / std
     if low.size == 1:
         return float(low.reshape(())), float(high.reshape(()))
     return (np.broadcast_to(low.reshape(-1, 1, 1), sample_shape).astype(np.float32),
             np.broadcast_to(high.reshape(-1, 1, 1), sample_shape).astype(np.float32))
+
+
+def _batch_bounds(inputs, images, image_bounds) -> tuple[np.ndarray, np.ndarray]:
+    """Each input's own bounds, stacked to arrays ``(B, *sample_shape)``: an image's are
+    ``image_bounds``, a ``.npy`` input's its smallest and largest value."""
+    lows, highs = [], []
+    for x, image in zip(inputs, images):
+        low, high = image_bounds if image is not None else (x.min(), x.max())
+        lows.append(np.broadcast_to(np.asarray(low, dtype=np.float32), x.shape))
+        highs.append(np.broadcast_to(np.asarray(high, dtype=np.float32), x.shape))
+    return np.stack(lows), np.stack(highs)
+
+
+def _analyzer(graph, composite: str, bounds, model_path):
+    low, high = bounds if bounds is not None else (None, None)
+    try:
+        return LRP(graph, preset(composite, low=low, high=high))
+    except LRPError as error:
+        raise UserError(f"{model_path}: {error}") from error
 
 
 def _to_backend(x: np.ndarray, backend: str):
@@ -234,14 +260,15 @@ def explain(args) -> int:
     except ValueError as error:
         raise UserError(str(error))
 
+    needs_bounds = args.composite in BOXED
+    bounds = _explicit_bounds(args, needs_bounds)
     for path in args.inputs:  # fail before any work on a missing or unsupported file
         _check_input_path(path)
-    low, high = _bounds(args.composite, mean, std, args.inputs, sample_shape)
-    rules = preset(args.composite, low=low, high=high)
-    try:
-        analyzer = LRP(graph, rules)
-    except LRPError as error:
-        raise UserError(f"{model_path}: {error}")
+    # the ZBoxRule's bounds: --low/--high, else each input's own (an image's follow from --mean
+    # and --std, a .npy input's are its extrema, so a batch with .npy inputs gets its own analyzer)
+    per_input = needs_bounds and bounds is None
+    image_bounds = _image_bounds(mean, std, sample_shape) if per_input else None
+    analyzer = _analyzer(graph, args.composite, image_bounds if per_input else bounds, model_path)
 
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -251,7 +278,11 @@ def explain(args) -> int:
         for start in range(0, len(args.inputs), args.batch_size):  # read, explain and write a batch at a time
             paths = args.inputs[start:start + args.batch_size]
             inputs, images = zip(*(_read_input(path, sample_shape, mean, std) for path in paths))
-            expl = analyzer(_to_backend(np.stack(inputs), args.backend), args.output_selection)
+            explainer = analyzer
+            if per_input and any(image is None for image in images):
+                own = _batch_bounds(inputs, images, image_bounds)
+                explainer = _analyzer(graph, args.composite, own, model_path)
+            expl = explainer(_to_backend(np.stack(inputs), args.backend), args.output_selection)
             relevance = to_numpy(expl.val)
             overlay = None
             if args.overlay:
@@ -324,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = commands.add_parser("demo", help="explain handwritten digits with a custom rule written in two lines",
                             description="Explain sample digits with a shipped LeNet-5: ZeroRule, EpsilonPlus, "
-                                        "the seed rules with the two-line MyGammaRule, and with GammaRule; "
+                                        "RelevancePropagation.jl's custom-rule example with the two-line MyGammaRule, and with GammaRule; "
                                         "write one labelled PNG grid (demo.png).")
     d.add_argument("--out", default=".", metavar="DIR", help="folder for demo.png (default: the current one)")
     d.add_argument("--digits", type=_digits, default=DEFAULT_DIGITS, metavar="D,D,...",
@@ -340,7 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("model", metavar="MODEL", help="an ONNX model (.onnx); PyTorch pickles are refused")
     e.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or .npy arrays, one input each")
     e.add_argument("--composite", default="epsilon-plus-flat", metavar="NAME",
-                   help=f"rules: {', '.join(COMPOSITES)} (default: epsilon-plus-flat)")
+                   help=f"rules: {', '.join(COMPOSITES)} (default: epsilon-plus-flat); "
+                        f"{' and '.join(BOXED)} bound{'s' * (len(BOXED) == 1)} the input: "
+                        "see --low")
     e.add_argument("--output-selection", type=int, default=None, metavar="K",
                    help="explain output K (default: each input's largest output)")
     e.add_argument("--out", default="lrp-heatmaps", metavar="DIR", help="output folder (default: lrp-heatmaps)")
@@ -349,6 +382,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--mean", type=_floats, default=None, metavar="M",
                    help="subtracted after scaling pixels to [0, 1]: one value or one per channel, 0.485,0.456,0.406")
     e.add_argument("--std", type=_floats, default=None, metavar="S", help="divides after --mean (same form)")
+    e.add_argument("--low", type=float, default=None, metavar="L",
+                   help=f"with --high: the bounds of every input for {' and '.join(BOXED)}'s "
+                        "ZBoxRule (overriding the defaults: for an image, the pixel range [0, 1] "
+                        "through (x - mean) / std; for a .npy input, its own smallest and largest "
+                        "value)")
+    e.add_argument("--high", type=float, default=None, metavar="H", help="with --low: see --low")
     e.add_argument("--size", type=_size, default=None, metavar="HxW",
                    help="input height and width, for models whose graph leaves them open")
     e.add_argument("--overlay", action="store_true", help="draw each heatmap over its input image")

@@ -1,4 +1,4 @@
-"""``lrp demo``: the seed document, run on a trained LeNet-5 and real handwritten digits.
+"""``lrp demo``: the RelevancePropagation.jl custom-rule example, run on a trained LeNet-5 and real handwritten digits.
 
 The model (``lrp_core.models.lenet5_digits``) and the digits (``lrp_core.data.sample_digits``)
 ship with the package, so this runs on the base install: NumPy, no torch, no onnx, no
@@ -6,7 +6,7 @@ scikit-learn. Four analyzers explain each digit's predicted class:
 
 - ``ZeroRule`` everywhere (LRP-0),
 - the ``EpsilonPlus`` composite,
-- the seed document's list of eight rules with the two-line ``MyGammaRule``,
+- the custom-rule example's list of eight rules with the two-line ``MyGammaRule``,
 - the same list with the built-in ``GammaRule`` (the two must agree exactly),
 
 and one labelled PNG grid shows them: one row per digit, one column per analyzer.
@@ -26,7 +26,7 @@ from .heatmaps import heatmap
 from .images import save_image, upscale
 from .models import lenet5_digits
 
-__all__ = ["MyGammaRule", "seed_rules", "demo_analyzers", "run_demo", "labelled_grid", "DEFAULT_DIGITS"]
+__all__ = ["MyGammaRule", "example_rules", "demo_analyzers", "run_demo", "labelled_grid", "DEFAULT_DIGITS"]
 
 #: the digits shown by default (one row each)
 DEFAULT_DIGITS = (0, 1, 3, 4, 5, 9)
@@ -34,14 +34,15 @@ CELL = 112  # pixels per 28x28 image: each input pixel becomes a 4x4 block
 
 
 class MyGammaRule(rules.LRPRule):
-    """The seed document's two-line custom rule: LRP-γ with γ = 0.25."""
+    """The custom-rule example's two-line rule: LRP-γ with γ = 0.25."""
 
     def modify_parameters(self, param):
         return param + 0.25 * relu(param)
 
 
-def seed_rules(gamma_rule) -> list:
-    """The seed document's rules for the 8 layers of LeNet-5, with ``gamma_rule`` on the second conv."""
+def example_rules(gamma_rule) -> list:
+    """The custom-rule example's rules for the 8 layers of LeNet-5, with ``gamma_rule`` on the
+    second conv."""
     return [rules.ZPlusRule(), rules.EpsilonRule(), gamma_rule, rules.EpsilonRule(),
             rules.ZeroRule(), rules.ZeroRule(), rules.ZeroRule(), rules.ZeroRule()]
 
@@ -51,8 +52,8 @@ def demo_analyzers(model) -> dict[str, LRP]:
     return {
         "ZeroRule": LRP(model),
         "EpsilonPlus": LRP(model, presets.EpsilonPlus()),
-        "seed rules with\nMyGammaRule": LRP(model, seed_rules(MyGammaRule())),
-        "seed rules with\nGammaRule": LRP(model, seed_rules(rules.GammaRule())),
+        "custom-rule example\nwith MyGammaRule": LRP(model, example_rules(MyGammaRule())),
+        "custom-rule example\nwith GammaRule": LRP(model, example_rules(rules.GammaRule())),
     }
 
 
@@ -66,16 +67,16 @@ def run_demo(out_dir=".", digits=DEFAULT_DIGITS, *, echo=print) -> dict:
     x, labels = images[index], labels[index]
 
     analyzers = demo_analyzers(model)
-    custom = analyzers["seed rules with\nMyGammaRule"]
-    echo("The seed document's rules, with the two-line custom rule:")
+    custom = analyzers["custom-rule example\nwith MyGammaRule"]
+    echo("The RelevancePropagation.jl custom-rule example's rules, with the two-line custom rule:")
     echo("    class MyGammaRule(lrp.LRPRule):")
     echo("        def modify_parameters(self, param):")
     echo("            return param + 0.25 * lrp.relu(param)")
     echo(repr(custom))
     explanations = {title: analyzer(x) for title, analyzer in analyzers.items()}
 
-    a = explanations["seed rules with\nMyGammaRule"].val
-    b = explanations["seed rules with\nGammaRule"].val
+    a = explanations["custom-rule example\nwith MyGammaRule"].val
+    b = explanations["custom-rule example\nwith GammaRule"].val
     difference = float(np.max(np.abs(a - b)))
     predicted = explanations["ZeroRule"].output_selection
     record = load_npz("lenet5_digits.npz")

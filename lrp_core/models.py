@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import load_npz
+from .data import load_npz, read_npz
 from .graph import Chain, Graph
 from .layers import Conv, Dense, Flatten, MaxPool, ReLU
 
@@ -41,7 +41,7 @@ def lenet5_digits(dtype=np.float32, *, path=None) -> Graph:
     """The demo's trained LeNet-5 (see :func:`lenet5`), weights read from the shipped
     ``lrp_core/data/lenet5_digits.npz`` (or ``path``) without unpickling. Inputs: ``(N, 1, 28,
     28)`` white-on-black digits in [0, 1]; outputs: 10 logits."""
-    return lenet5(load_npz(path or "lenet5_digits.npz"), dtype)
+    return lenet5(read_npz(path) if path is not None else load_npz("lenet5_digits.npz"), dtype)
 
 
 def random_lenet5(seed: int = 0, dtype=np.float64) -> Graph:

@@ -1,13 +1,10 @@
 """The ``lrp`` command line, through the real entry point (``python -m lrp_core`` in a subprocess).
 
 ``lrp explain`` runs on the ONNX Model Zoo's mnist-8 with real MNIST test digits written to PNG
-(third-party data from ../shared/data, found through tests/_data.py).
+(third-party data from ../shared/data, found through tests/helpers/data.py).
 """
 
 import importlib.util
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +12,8 @@ import pytest
 
 import lrp_core as lrp
 
-from _data import data_path, mnist_test_images
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def lrp_cli(*args, cwd=None):
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "lrp_core", *map(str, args)], cwd=cwd or REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+from helpers.cli import run_cli as lrp_cli
+from helpers.data import data_path, mnist_test_images
 
 
 def assert_one_line_error(done, *fragments, code=2):
@@ -278,3 +268,87 @@ def test_explain_open_input_size_needs_size(rgb_models, tmp_path):
                    "--composite", "epsilon-gamma-box")
     assert done.returncode == 0, done.stderr
     assert read_png(next(tmp_path.glob("*.png"))).shape == (216, 216, 3)  # 24x24, drawn 9x larger
+
+
+# -- epsilon-gamma-box: the ZBoxRule's bounds are each input's own, or --low/--high ---------------
+
+@pytest.fixture(scope="module")
+def far_apart(rgb_models, tmp_path_factory):
+    """Two .npy inputs for rgb_fixed.onnx: ``a`` in [0, 1), ``b`` about 100 times larger."""
+    rng = np.random.default_rng(5)
+    folder = tmp_path_factory.mktemp("bounds")
+    arrays = {"a": rng.random((3, 32, 32)).astype(np.float32),
+              "b": (100 * rng.standard_normal((3, 32, 32)) + 50).astype(np.float32)}
+    paths = {}
+    for name, array in arrays.items():
+        paths[name] = folder / f"{name}.npy"
+        np.save(paths[name], array)
+    return arrays, paths
+
+
+def relevance_of(folder, stem):
+    (path,) = folder.glob(f"{stem}_lrp_*.npy")
+    return np.load(path, allow_pickle=False)
+
+
+def test_explain_box_bounds_are_each_inputs_own(rgb_models, far_apart, tmp_path):
+    arrays, paths = far_apart
+    model, photo = rgb_models["fixed"], rgb_models["photo"]
+    box = ("--composite", "epsilon-gamma-box", "--save-relevance", "--quiet")
+    runs = {"alone": [paths["a"]], "photo-alone": [photo],
+            "together": [photo, paths["a"], paths["b"]],
+            "one-at-a-time": [paths["b"], paths["a"], photo, "--batch-size", "1"]}
+    for name, args in runs.items():
+        done = lrp_cli("explain", model, *args, *box, "--out", tmp_path / name)
+        assert done.returncode == 0, done.stderr
+    alone = relevance_of(tmp_path / "alone", "a")
+    # a's heatmap does not depend on b (whose values are 100 times larger) being explained too
+    together = relevance_of(tmp_path / "together", "a")
+    np.testing.assert_allclose(together, alone, rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(relevance_of(tmp_path / "one-at-a-time", "a"), alone)
+    photo_alone = relevance_of(tmp_path / "photo-alone", "photo")
+    np.testing.assert_allclose(relevance_of(tmp_path / "together", "photo"), photo_alone, rtol=1e-6,
+                               atol=1e-9)
+    np.testing.assert_array_equal(relevance_of(tmp_path / "one-at-a-time", "photo"), photo_alone)
+    # each .npy input is bounded by its own smallest and largest value
+    for name in ("a", "b"):
+        x = arrays[name]
+        expected = lrp.LRP(str(model), lrp.EpsilonGammaBox(float(x.min()), float(x.max())))(x[None])
+        np.testing.assert_allclose(relevance_of(tmp_path / "together", name), expected.val[0],
+                                   rtol=1e-5, atol=1e-6 * np.abs(expected.val).max())
+
+
+def test_explain_low_and_high_bound_every_input(rgb_models, far_apart, tmp_path):
+    arrays, paths = far_apart
+    model = rgb_models["fixed"]
+    box = ("--composite", "epsilon-gamma-box", "--save-relevance", "--quiet", "--low", "-300",
+           "--high", "300")
+    for name, args in {"alone": [paths["a"]], "together": [paths["b"], paths["a"]]}.items():
+        done = lrp_cli("explain", model, *args, *box, "--out", tmp_path / name)
+        assert done.returncode == 0, done.stderr
+    analyzer = lrp.LRP(str(model), lrp.EpsilonGammaBox(-300.0, 300.0))
+    for name in ("a", "b"):
+        expected = analyzer(arrays[name][None]).val[0]
+        np.testing.assert_allclose(relevance_of(tmp_path / "together", name), expected, rtol=1e-5,
+                                   atol=1e-6 * np.abs(expected).max())
+    alone = relevance_of(tmp_path / "alone", "a")
+    together = relevance_of(tmp_path / "together", "a")
+    np.testing.assert_allclose(together, alone, rtol=1e-6, atol=1e-9)
+    a = arrays["a"]
+    own = lrp.LRP(str(model), lrp.EpsilonGammaBox(float(a.min()), float(a.max())))
+    assert not np.allclose(alone, own(a[None]).val[0])
+    assert "--low L" in lrp_cli("explain", "--help").stdout
+
+
+@pytest.mark.parametrize("extra, fragments", [
+    (["--low", "0", "--composite", "epsilon-gamma-box"], ["--low and --high together"]),
+    (["--high", "1", "--composite", "epsilon-gamma-box"], ["--low and --high together"]),
+    (["--low", "1", "--high", "1", "--composite", "epsilon-gamma-box"], ["smaller than --high"]),
+    (["--low", "0", "--high", "1", "--composite", "epsilon-plus"],
+     ["epsilon-gamma-box", "no bounds"]),
+])
+def test_explain_low_and_high_mistakes_are_one_line(rgb_models, far_apart, tmp_path, extra,
+                                                    fragments):
+    _, paths = far_apart
+    done = lrp_cli("explain", rgb_models["fixed"], paths["a"], "--out", tmp_path, *extra)
+    assert_one_line_error(done, *fragments)

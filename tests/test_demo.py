@@ -10,16 +10,12 @@ import pytest
 
 import lrp_core as lrp
 from lrp_core.data import DATA_DIR, load_npz, sample_digits
-from lrp_core.demo import DEFAULT_DIGITS, MyGammaRule, run_demo, seed_rules
+from lrp_core.demo import DEFAULT_DIGITS, MyGammaRule, run_demo, example_rules
 from lrp_core.models import lenet5_digits
 
+from helpers.cli import run_cli
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def run_cli(*args, cwd=None, extra_python_flags=()):
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, *extra_python_flags, "-m", "lrp_core", *args], cwd=cwd or REPO,
-                          env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("name", ["lenet5_digits.npz", "digits.npz"])
@@ -34,7 +30,7 @@ def test_shipped_model_is_the_trained_lenet5():
     assert float(record["heldout_accuracy"]) >= 0.97
     assert int(record["n_heldout"]) == 450
     model = lenet5_digits()
-    assert len(lrp.canonize(model)) == 8  # the seed document's eight rules apply as written
+    assert len(lrp.canonize(model)) == 8  # the custom-rule example's eight rules apply as written
     images, labels = sample_digits()
     assert images.shape == (10, 1, 28, 28) and images.dtype == np.float32
     assert 0.0 <= images.min() and images.max() <= 1.0
@@ -86,8 +82,8 @@ def test_run_demo_writes_the_figure_and_the_check_is_zero(tmp_path):
 def test_custom_rule_equals_gamma_rule_on_the_shipped_model():
     model = lenet5_digits(np.float32)
     x, _ = sample_digits()
-    a = lrp.LRP(model, seed_rules(MyGammaRule()))(x).val
-    b = lrp.LRP(model, seed_rules(lrp.GammaRule()))(x).val
+    a = lrp.LRP(model, example_rules(MyGammaRule()))(x).val
+    b = lrp.LRP(model, example_rules(lrp.GammaRule()))(x).val
     assert a.dtype == np.float32
     np.testing.assert_array_equal(a, b)
 

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from lrp_core.kernels import reference
 from lrp_core.kernels.shapes import output_spatial_shape
 
+from helpers.kernel_cases import conv_kwargs, pool_kwargs
+
 NAMESPACES = ["numpy", "array_api_strict", "torch"]
 
 
@@ -143,15 +145,6 @@ def conv_arrays(case, seed):
     x = rng.standard_normal(case["shape"])
     w = rng.standard_normal((g * (1 + seed % 2), case["shape"][1] // g, *case["kernel"]))
     return x, w
-
-
-def conv_kwargs(case):
-    return {k: case[k] for k in ("stride", "padding", "dilation", "groups")}
-
-
-def pool_kwargs(case, *, dilation=True):
-    keys = ("kernel", "stride", "padding") + (("dilation",) if dilation else ())
-    return {k: case[k] for k in keys}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 from lrp_core.backends.kernels import numpy_backend as numpy_kernels
 from lrp_core.kernels import get_backend, reference
 
+from helpers.kernel_cases import conv_kwargs, pool_kwargs
+
 
 def close(actual, expected):
     assert actual.dtype == expected.dtype and actual.shape == expected.shape
@@ -33,15 +35,6 @@ def case(draw, groups=False, dilation=True):
     return dict(x=rng.standard_normal((n, channels, *spatial)),
                 w=rng.standard_normal((out_channels, channels // g, *kernel)),
                 kernel=kernel, stride=stride, padding=padding, dilation=dil, groups=g, rng=rng)
-
-
-def conv_kwargs(c):
-    return {k: c[k] for k in ("stride", "padding", "dilation", "groups")}
-
-
-def pool_kwargs(c, *, dilation=True):
-    keys = ("kernel", "stride", "padding") + (("dilation",) if dilation else ())
-    return {k: c[k] for k in keys}
 
 
 def test_registry_picks_the_numpy_kernels():

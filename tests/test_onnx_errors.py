@@ -14,7 +14,8 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 import lrp_core as lrp  # noqa: E402
 from lrp_core.backends.readers.onnx import OnnxModelError  # noqa: E402
 
-from _data import data_path  # noqa: E402
+from helpers.data import data_path  # noqa: E402
+from helpers.onnx_models import make_model  # noqa: E402
 
 N = helper.make_node
 RNG = np.random.default_rng(7)
@@ -22,17 +23,6 @@ RNG = np.random.default_rng(7)
 
 def rand(*shape):
     return RNG.standard_normal(shape).astype(np.float32)
-
-
-def make_model(nodes, x_shape, inits=None, opset=17, outputs=("y",), inputs=None, domains=()):
-    initializers = [numpy_helper.from_array(np.asarray(v), name) for name, v in (inits or {}).items()]
-    inputs = inputs or [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *x_shape])]
-    outputs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs]
-    graph = helper.make_graph(nodes, "test", inputs, outputs, initializers)
-    opsets = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, 1) for d in domains]
-    model = helper.make_model(graph, opset_imports=opsets)
-    model.ir_version = max(3, helper.find_min_ir_version_for([helper.make_opsetid("", opset)]))
-    return model
 
 
 def conv_model():

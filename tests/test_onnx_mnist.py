@@ -21,7 +21,7 @@ ort = pytest.importorskip("onnxruntime")
 
 import lrp_core as lrp  # noqa: E402
 
-from _data import data_path, mnist_test_images  # noqa: E402
+from helpers.data import data_path, mnist_test_images  # noqa: E402
 
 try:
     import torch
@@ -31,20 +31,16 @@ except ImportError:  # the comparisons with torch skip; the rest runs
 needs_torch = pytest.mark.skipif(torch is None, reason="needs torch")
 
 
-from _onnx_support import PRESETS, assert_relevance_close, ort_forward  # noqa: E402
-
+from helpers.onnx_models import (  # noqa: E402
+    PRESETS,
+    assert_relevance_close,
+    numpy_gradient_times_input,
+    ort_forward,
+)
 
 # LRP-0 divides by z + 1e-9·sign(z): where |z| is small that differs from the gradient by about
 # 1e-9 / |z|, so float64 agreement is to about 1e-6 of the largest relevance, not to 1e-15
 ORACLE_RTOL = 1e-6
-
-
-def gradient_times_input(model, x: np.ndarray, selection):
-    """The autograd oracle, float64: ∂ logit[selection] / ∂x ⊙ x."""
-    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
-    out = model(xt)
-    out[torch.arange(len(x)), torch.as_tensor(selection)].sum().backward()
-    return (xt.grad * xt).detach().numpy()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -74,30 +70,15 @@ def mnist8_torch(path):
 
 def lenet5_module():
     """The architecture of lenet5.pth (see shared/data/README.md), as a torch module."""
-    nn = torch.nn
-
-    class LeNet5(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.convolutions = nn.Sequential(nn.Conv2d(1, 8, 5, padding=2), nn.ReLU(inplace=True),
-                                              nn.MaxPool2d(2), nn.Conv2d(8, 16, 5), nn.ReLU(inplace=True),
-                                              nn.MaxPool2d(2))
-            self.classifier = nn.Sequential(nn.Linear(400, 128), nn.ReLU(inplace=True), nn.Linear(128, 64),
-                                            nn.ReLU(inplace=True), nn.Linear(64, 10))
-
-        def forward(self, x):
-            x = self.convolutions(x)
-            x = x.reshape(x.size(0), -1)
-            return self.classifier(x)
+    from helpers.torch_models import LeNet5  # needs torch
 
     return LeNet5()
 
 
 def lenet5_torch():
-    model = lenet5_module()
-    state = torch.load(data_path("lenet5-webmnist", "lenet5.pth"), weights_only=True, map_location="cpu")
-    model.load_state_dict(state)
-    return model.eval()
+    from helpers.torch_models import load_lenet5  # needs torch
+
+    return load_lenet5()
 
 
 MNIST_MODELS = {"mnist-8": ("onnx-model-zoo", "mnist-8.onnx"), "lenet5": ("lenet5-webmnist", "lenet5.onnx")}
@@ -136,7 +117,7 @@ def test_mnist8_lrp0_equals_gradient_times_input(digits):
     x = digits[0].astype(np.float64)
     analyzer = lrp.LRP(path, normalize_output_relevance=False)
     expl = analyzer(x)
-    expected = gradient_times_input(mnist8_torch(path), x, expl.output_selection)
+    expected = numpy_gradient_times_input(mnist8_torch(path), x, expl.output_selection)
     assert_relevance_close(expl.val, expected, rtol=ORACLE_RTOL)
 
 
@@ -153,7 +134,7 @@ def test_lenet5_lrp0_equals_gradient_times_input(digits):
     initializers = {t.name: torch.tensor(numpy_helper.to_array(t), dtype=torch.float64)
                     for t in onnx.load(path).graph.initializer}
     module.load_state_dict({name: initializers[name] for name in module.state_dict()})
-    expected = gradient_times_input(module, x, expl.output_selection)
+    expected = numpy_gradient_times_input(module, x, expl.output_selection)
     assert_relevance_close(expl.val, expected, rtol=ORACLE_RTOL)
 
 

@@ -13,21 +13,13 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 import lrp_core as lrp  # noqa: E402
 from lrp_core import Affine, ZeroPad  # noqa: E402
 
+from helpers.onnx_models import make_model  # noqa: E402
+
 RNG = np.random.default_rng(1234)
 
 
 def rand(*shape, scale=1.0):
     return (scale * RNG.standard_normal(shape)).astype(np.float32)
-
-
-def make_model(nodes, x_shape, inits=None, opset=17, batch="N"):
-    """A model with input ``x`` of shape ``(batch, *x_shape)`` and output ``y``."""
-    initializers = [numpy_helper.from_array(np.asarray(v), name) for name, v in (inits or {}).items()]
-    graph = helper.make_graph(nodes, "test", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, *x_shape])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = max(3, helper.find_min_ir_version_for([helper.make_opsetid("", opset)]))
-    return model
 
 
 def run_ort(model, x):

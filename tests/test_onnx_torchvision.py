@@ -21,16 +21,12 @@ nn = torch.nn
 
 import lrp_core as lrp  # noqa: E402
 
-from _onnx_support import PRESETS, assert_relevance_close, ort_forward  # noqa: E402
-
-
-def gradient_times_input(model, x: np.ndarray, selection):
-    """The autograd oracle, float64: ∂ logit[selection] / ∂x ⊙ x."""
-    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
-    out = model(xt)
-    out[torch.arange(len(x)), torch.as_tensor(selection)].sum().backward()
-    return (xt.grad * xt).detach().numpy()
-
+from helpers.onnx_models import (  # noqa: E402
+    PRESETS,
+    assert_relevance_close,
+    numpy_gradient_times_input,
+    ort_forward,
+)
 
 # name -> (input size, opset); VGG-11 needs 224 so that its AdaptiveAvgPool2d(7) exports
 TORCHVISION = {"resnet18": (32, 13), "mobilenet_v2": (32, 17), "vgg11": (224, 17)}
@@ -133,7 +129,7 @@ def test_torchvision_lrp0_equals_autograd_oracle(exported):
     analyzer = lrp.LRP(graph, normalize_output_relevance=False)
     expl = analyzer(x)
     oracle = _secant_oracle(model) if name == "mobilenet_v2" else copy.deepcopy(model).double()
-    expected = gradient_times_input(oracle, x, expl.output_selection)
+    expected = numpy_gradient_times_input(oracle, x, expl.output_selection)
     assert_relevance_close(expl.val, expected, rtol=1e-4)
 
 

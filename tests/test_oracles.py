@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import lrp_core as lrp
 
 sys.path.insert(0, os.path.dirname(__file__))
-import _lrp_oracle as O  # noqa: E402
+from helpers import oracle as O  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------

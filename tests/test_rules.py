@@ -2,7 +2,7 @@
 
 Each expected value is re-derived here from the rule's published equation (architecture,
 section 6), either as worked numbers or as an explicit NumPy matrix expression (see
-``_lrp_oracle.py``: a convolution becomes its explicit matrix, built tap by tap). None of it
+``helpers.oracle.py``: a convolution becomes its explicit matrix, built tap by tap). None of it
 replays the library's code.
 """
 
@@ -17,7 +17,7 @@ import pytest
 import lrp_core as lrp
 
 sys.path.insert(0, os.path.dirname(__file__))
-import _lrp_oracle as O  # noqa: E402
+from helpers import oracle as O  # noqa: E402
 
 TIGHT = dict(rtol=1e-12, atol=1e-14)
 

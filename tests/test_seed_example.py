@@ -3,7 +3,7 @@
 
 The model is written with separate ``lrp.ReLU()`` layers (as read from PyTorch); canonize
 fuses them into the preceding Conv/Dense, so the 8 rules fit. The expected relevance is
-re-derived by an independent NumPy implementation (``_lrp_oracle.OracleChain``).
+re-derived by an independent NumPy implementation (``helpers.oracle.OracleChain``).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 import lrp_core as lrp
-from lrp_core.demo import seed_rules  # the seed document's 8 rules
+from lrp_core.demo import example_rules  # the custom-rule example's 8 rules
 
 sys.path.insert(0, os.path.dirname(__file__))
-import _lrp_oracle as O  # noqa: E402
+from helpers import oracle as O  # noqa: E402
 
 
 class MyGammaRule(lrp.LRPRule):
@@ -79,10 +79,10 @@ def test_seed_example_equals_gamma_rule_and_oracle(lenet):
     x_before = x.copy()
     model = separate_relus(params)
     assert len(model) == 12
-    analyzer = lrp.LRP(model, seed_rules(MyGammaRule()))
+    analyzer = lrp.LRP(model, example_rules(MyGammaRule()))
     assert len(analyzer.model) == 8
     expl = analyzer(x)
-    reference = lrp.LRP(model, seed_rules(lrp.GammaRule()))(x)
+    reference = lrp.LRP(model, example_rules(lrp.GammaRule()))(x)
     assert np.array_equal(np.asarray(expl.val), np.asarray(reference.val))
     assert expl.val.shape == x.shape and expl.val.dtype == np.float64
 
@@ -106,8 +106,8 @@ def test_seed_example_equals_gamma_rule_and_oracle(lenet):
 
 def test_seed_example_fused_and_unfused_agree(lenet):
     params, x = lenet
-    a = lrp.LRP(separate_relus(params), seed_rules(MyGammaRule()))(x).val
-    b = lrp.LRP(fused_relus(params), seed_rules(MyGammaRule()))(x).val
+    a = lrp.LRP(separate_relus(params), example_rules(MyGammaRule()))(x).val
+    b = lrp.LRP(fused_relus(params), example_rules(MyGammaRule()))(x).val
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     # without canonize, one rule per layer including the ReLUs (which pass relevance on)
     unfused_rules = [lrp.ZPlusRule(), lrp.ZeroRule(), lrp.EpsilonRule(), MyGammaRule(), lrp.ZeroRule(),
@@ -119,7 +119,7 @@ def test_seed_example_fused_and_unfused_agree(lenet):
 
 def test_seed_example_prints_numbered_layers(lenet):
     params, _ = lenet
-    analyzer = lrp.LRP(separate_relus(params), seed_rules(MyGammaRule()))
+    analyzer = lrp.LRP(separate_relus(params), example_rules(MyGammaRule()))
     text = str(analyzer)
     kinds = ["Conv", "MaxPool", "Conv", "MaxPool", "Flatten", "Dense", "Dense", "Dense"]
     rules = ["ZPlusRule", "EpsilonRule", "MyGammaRule", "EpsilonRule", "ZeroRule", "ZeroRule", "ZeroRule",
@@ -131,7 +131,7 @@ def test_seed_example_prints_numbered_layers(lenet):
 @pytest.mark.parametrize("n_rules", [7, 9, 12])
 def test_wrong_number_of_rules_lists_numbered_layers(lenet, n_rules):
     params, _ = lenet
-    rules = (seed_rules(lrp.GammaRule()) + [lrp.ZeroRule()] * 4)[:n_rules]
+    rules = (example_rules(lrp.GammaRule()) + [lrp.ZeroRule()] * 4)[:n_rules]
     with pytest.raises((ValueError, lrp.LRPError)) as info:
         lrp.LRP(separate_relus(params), rules)
     message = str(info.value)

@@ -12,10 +12,16 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
 import lrp_core as lrp  # noqa: E402
-from lrp_core.kernels import reference  # noqa: E402
-from _torch_support import assert_relevance_close, assert_untouched, gradient_times_input, reinitialise, snapshot  # noqa: E402
-
 from lrp_core.backends.kernels import torch_backend as tk  # noqa: E402
+from lrp_core.kernels import reference  # noqa: E402
+
+from helpers.torch_models import (  # noqa: E402
+    assert_relevance_close,
+    assert_untouched,
+    gradient_times_input,
+    reinitialise,
+    snapshot,
+)
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

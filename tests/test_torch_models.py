@@ -23,8 +23,14 @@ torchvision = pytest.importorskip("torchvision")
 nn = torch.nn
 
 import lrp_core as lrp  # noqa: E402
-from _torch_support import (assert_relevance_close, assert_untouched, gradient_times_input,  # noqa: E402
-                            reinitialise, snapshot)
+
+from helpers.torch_models import (  # noqa: E402
+    assert_relevance_close,
+    assert_untouched,
+    gradient_times_input,
+    reinitialise,
+    snapshot,
+)
 
 # name -> input size (AlexNet's first convolution and pools need 63 pixels at least)
 ARCHITECTURES = {

@@ -17,11 +17,17 @@ nn = torch.nn
 F = torch.nn.functional
 
 import lrp_core as lrp  # noqa: E402
-from lrp_core.demo import seed_rules  # noqa: E402  (the seed document's 8 rules)
-from _data import data_path, mnist_test_images  # noqa: E402
-from _torch_support import assert_relevance_close, assert_untouched, gradient_times_input, snapshot  # noqa: E402
-
 from lrp_core.backends.readers.torch import UntraceableModelError  # noqa: E402
+from lrp_core.demo import example_rules  # noqa: E402  (the custom-rule example's 8 rules)
+
+from helpers.data import mnist_test_images  # noqa: E402
+from helpers.torch_models import (  # noqa: E402
+    assert_relevance_close,
+    assert_untouched,
+    gradient_times_input,
+    load_lenet5,
+    snapshot,
+)
 
 EXACT_LRP0 = lrp.EpsilonRule(1e-100)  # LRP-0 with a negligible stabiliser: gradient x input exactly
 
@@ -306,6 +312,117 @@ def test_mean_over_spatial_axes_is_global_average_pooling(dims, keepdim):
 
 
 # ---------------------------------------------------------------------------------------------
+# ranks: a call that depends on the input's rank is translated exactly where the reader knows
+# the rank, and refused (naming the call and its line) where it does not; never guessed
+
+
+class MeanOfTheInput(nn.Module):
+    """``x.mean((2, 3))`` on the model input, whose rank the reader does not know."""
+
+    def __init__(self, features):
+        super().__init__()
+        self.fc = nn.Linear(features, 2)
+
+    def forward(self, x):
+        y = x.mean((2, 3))  # a rank-unknown mean
+        return self.fc(y.flatten(1))
+
+
+@pytest.mark.parametrize("shape, features", [((2, 3, 4, 5, 6), 18), ((2, 3, 4, 5), 3)])
+def test_a_mean_over_axes_of_a_tensor_of_unknown_rank_is_refused(shape, features):
+    model = seeded(MeanOfTheInput(features)).eval()
+    model(torch.randn(shape, dtype=torch.float64))  # a valid model for this input
+    with pytest.raises(lrp.UnsupportedOperatorError) as info:
+        lrp.from_torch(model)
+    message = str(info.value)
+    assert "'mean'" in message and "Tensor.mean" in message and "rank" in message
+    assert f"{os.path.basename(__file__)}:" in message and "y = x.mean((2, 3))" in message
+
+
+class MeanOf3d(nn.Module):
+    """A mean over some axes of a rank-5 tensor (known after the Conv3d)."""
+
+    def __init__(self, dims, keepdim=False):
+        super().__init__()
+        self.dims, self.keepdim = dims, keepdim
+        self.conv = nn.Conv3d(2, 3, 2)
+
+    def forward(self, x):
+        return torch.mean(self.conv(x), self.dims, keepdim=self.keepdim).flatten(1)
+
+
+def test_a_mean_over_two_of_three_spatial_axes_is_refused():
+    with pytest.raises(lrp.UnsupportedOperatorError, match=r"torch\.mean.*rank-5"):
+        lrp.from_torch(MeanOf3d((2, 3)))
+
+
+@pytest.mark.parametrize("dims, keepdim", [((2, 3, 4), False), ((-1, -3, -2), True)])
+def test_a_mean_over_all_three_spatial_axes_is_global_average_pooling(dims, keepdim):
+    model = seeded(MeanOf3d(dims, keepdim)).eval()
+    x = torch.randn(2, 2, 4, 3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    graph = check_forward(model, x)
+    assert any(isinstance(layer, lrp.GlobalAvgPool) for layer in graph)
+
+
+class SqueezeView(nn.Module):
+    """``x.view(x.size(0), x.size(1))`` of a (N, C, 1, 1) tensor: a flatten, not the identity."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = self.pool(self.conv(x))
+        return self.fc(x.view(x.size(0), x.size(1)))
+
+
+def test_a_view_keeping_leading_axes_drops_the_trailing_ones():
+    model = seeded(SqueezeView()).eval()
+    check_forward(model, torch.randn(2, 2, 6, 6, dtype=torch.float64))
+
+
+class ImplicitSoftmax(nn.Module):
+    """``nn.Softmax()`` without ``dim``: torch picks the axis from the rank (0 for rank 3)."""
+
+    def __init__(self, conv):
+        super().__init__()
+        self.conv = conv
+        self.softmax = nn.Softmax()
+
+    def forward(self, x):
+        return self.softmax(self.conv(x))
+
+
+def test_a_softmax_without_dim_is_read_only_where_the_rank_fixes_the_axis():
+    model = seeded(ImplicitSoftmax(nn.Conv2d(2, 3, 3))).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch's "implicit dimension choice"
+        graph = check_forward(model, torch.randn(2, 2, 5, 5, dtype=torch.float64))
+    assert any(isinstance(layer, lrp.Softmax) and layer.dim == 1 for layer in graph)
+    with pytest.raises(lrp.UnsupportedOperatorError, match="batch axis"):
+        lrp.from_torch(ImplicitSoftmax(nn.Conv1d(2, 3, 3)))  # rank 3: torch's axis is the batch
+    with pytest.raises(lrp.UnsupportedOperatorError, match="rank"):
+        lrp.from_torch(nn.Sequential(nn.Linear(4, 3), nn.Softmax()))  # the rank is not known
+
+
+@pytest.mark.parametrize("forward", [
+    lambda self, x: self.fc(x.flatten(-2)),             # flattens the batch axis of a 2-d input
+    lambda self, x: self.fc(torch.flatten(x, -3, -2)),  # start_dim counts from an unknown end
+])
+def test_a_flatten_from_a_negative_axis_of_unknown_rank_is_refused(forward):
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+    Model.forward = forward
+    with pytest.raises(lrp.UnsupportedOperatorError, match="rank"):
+        lrp.from_torch(Model())
+
+
+# ---------------------------------------------------------------------------------------------
 # errors
 
 
@@ -517,22 +634,6 @@ def test_an_analyzer_from_a_torch_model_explains_numpy_input():
 # the shared LeNet-5 (a state_dict; the architecture from ../shared/data/README.md)
 
 
-class LeNet5(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.convolutions = nn.Sequential(
-            nn.Conv2d(1, 8, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(8, 16, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2))
-        self.classifier = nn.Sequential(
-            nn.Linear(400, 128), nn.ReLU(inplace=True), nn.Linear(128, 64), nn.ReLU(inplace=True),
-            nn.Linear(64, 10))
-
-    def forward(self, img):
-        x = self.convolutions(img)
-        x = x.reshape(x.size(0), -1)
-        return self.classifier(x)
-
-
 class MyGammaRule(lrp.LRPRule):
     def modify_parameters(self, param):
         return param + 0.25 * lrp.relu(param)
@@ -540,10 +641,7 @@ class MyGammaRule(lrp.LRPRule):
 
 @pytest.fixture(scope="module")
 def lenet5():
-    state = torch.load(data_path("lenet5-webmnist", "lenet5.pth"), weights_only=True, map_location="cpu")
-    model = LeNet5()
-    model.load_state_dict(state)
-    return model.eval()
+    return load_lenet5()
 
 
 def test_shared_lenet5_with_the_seed_rules(lenet5):
@@ -553,8 +651,8 @@ def test_shared_lenet5_with_the_seed_rules(lenet5):
     with torch.no_grad():
         logits = lenet5(x)
     assert (logits.argmax(1).numpy() == labels).mean() >= 0.75
-    custom = lrp.LRP(lenet5, seed_rules(MyGammaRule()))
-    builtin = lrp.LRP(lenet5, seed_rules(lrp.GammaRule()))
+    custom = lrp.LRP(lenet5, example_rules(MyGammaRule()))
+    builtin = lrp.LRP(lenet5, example_rules(lrp.GammaRule()))
     assert len(custom.model) == 8
     a, b = custom(x), builtin(x)
     assert a.val.dtype == torch.float32

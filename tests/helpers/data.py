@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-_REPO = Path(__file__).resolve().parent.parent
+_REPO = Path(__file__).resolve().parents[2]  # tests/helpers/data.py -> the repository
 
 
 def data_root() -> Path:

@@ -1,11 +1,17 @@
 """Shared helpers of the torch tests: a bit-for-bit snapshot of a module's state, a He
-re-initialisation for torchvision models, the autograd oracle and a tolerance check."""
+re-initialisation for torchvision models, the shared LeNet-5 (``lenet5.pth`` of
+../shared/data), the autograd oracle and a tolerance check."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
+
+from .data import data_path
+from .tolerances import assert_relevance_close
+
+__all__ = ["LeNet5", "assert_relevance_close", "assert_untouched", "gradient_times_input",
+           "load_lenet5", "reinitialise", "snapshot"]
 
 _HOOK_DICTS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
                "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_backward_hooks",
@@ -73,11 +79,29 @@ def gradient_times_input(model: nn.Module, x: torch.Tensor, selection) -> torch.
     return (grad * x).detach()
 
 
-def assert_relevance_close(actual, expected, rtol: float) -> None:
-    """Equal up to ``rtol``, relative to each entry and to the largest relevance (relevance maps
-    have many tiny entries)."""
-    actual = actual.detach().cpu().numpy() if isinstance(actual, torch.Tensor) else np.asarray(actual)
-    expected = expected.detach().cpu().numpy() if isinstance(expected, torch.Tensor) else np.asarray(expected)
-    scale = float(np.abs(expected).max())
-    assert scale > 0
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale)
+class LeNet5(nn.Module):
+    """The architecture of ``lenet5-webmnist/lenet5.pth`` (see shared/data/README.md)."""
+
+    def __init__(self):
+        super().__init__()
+        self.convolutions = nn.Sequential(
+            nn.Conv2d(1, 8, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2))
+        self.classifier = nn.Sequential(
+            nn.Linear(400, 128), nn.ReLU(inplace=True), nn.Linear(128, 64), nn.ReLU(inplace=True),
+            nn.Linear(64, 10))
+
+    def forward(self, img):
+        x = self.convolutions(img)
+        x = x.reshape(x.size(0), -1)
+        return self.classifier(x)
+
+
+def load_lenet5() -> LeNet5:
+    """The shared LeNet-5 with its trained weights (``lenet5.pth``, read with
+    ``weights_only=True``), in eval mode; skips the test (fails under CI) if the file is missing."""
+    path = data_path("lenet5-webmnist", "lenet5.pth")
+    state = torch.load(path, weights_only=True, map_location="cpu")
+    model = LeNet5()
+    model.load_state_dict(state)
+    return model.eval()
