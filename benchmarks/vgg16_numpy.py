@@ -13,9 +13,9 @@ import argparse
 import platform
 
 import numpy as np
+from _timing import best_of
 
 import lrp_core as lrp
-from _timing import best_of
 
 VGG16_CONFIG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 

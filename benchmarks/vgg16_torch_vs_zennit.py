@@ -20,9 +20,9 @@ import warnings
 
 import torch
 import torchvision
+from _timing import best_of
 
 import lrp_core as lrp
-from _timing import best_of
 
 
 def main():

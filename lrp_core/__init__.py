@@ -8,25 +8,91 @@
 from .analyzer import LRP, analyze, propagate
 from .arrays import keep_negative, keep_positive, relu, stabilize_denom
 from .canonize import canonize, check_model, strip_softmax
-from .composites import (Composite, CompositeMap, FirstLayerMap, FirstLayerTypeMap,
-                         FirstNTypeMap, FirstOfTypeMap, GlobalMap, GlobalTypeMap, LastLayerMap,
-                         LastLayerTypeMap, LayerMap, RangeMap, RangeTypeMap)
+from .composites import (
+                         Composite,
+                         CompositeMap,
+                         FirstLayerMap,
+                         FirstLayerTypeMap,
+                         FirstNTypeMap,
+                         FirstOfTypeMap,
+                         GlobalMap,
+                         GlobalTypeMap,
+                         LastLayerMap,
+                         LastLayerTypeMap,
+                         LayerMap,
+                         RangeMap,
+                         RangeTypeMap,
+)
 from .errors import LRPCompatibilityError, LRPError, ModelCheckError, UnsupportedOperatorError
 from .explanation import Explanation
 from .graph import Chain, Graph, GraphBuilder, Input, Node
 from .heatmaps import heatmap
 from .images import save_image
-from .layers import (ELU, GELU, Activation, ActivationLayer, AdaptiveAvgPool, AdaptiveMaxPool, Add, Affine,
-                     AvgPool, BatchNorm, Concat, Conv, ConvLayer, ConvTranspose, Dense, Dropout,
-                     DropoutLayer, Flatten, GlobalAvgPool, GlobalMaxPool, Identity, Layer, LayerNorm,
-                     LeakyReLU, LinearizableLayer, MaxPool, NormalizationLayer, PassThroughLayer,
-                     PoolingLayer, ReLU, ReLU6, Reshape, ReshapingLayer, Sigmoid, SiLU, Softmax, Tanh,
-                     WeightedLayer, ZeroPad)
-from .presets import (PRESETS, EpsilonAlpha2Beta1, EpsilonAlpha2Beta1Flat, EpsilonGammaBox,
-                      EpsilonPlus, EpsilonPlusFlat, preset)
+from .layers import (
+                         ELU,
+                         GELU,
+                         Activation,
+                         ActivationLayer,
+                         AdaptiveAvgPool,
+                         AdaptiveMaxPool,
+                         Add,
+                         Affine,
+                         AvgPool,
+                         BatchNorm,
+                         Concat,
+                         Conv,
+                         ConvLayer,
+                         ConvTranspose,
+                         Dense,
+                         Dropout,
+                         DropoutLayer,
+                         Flatten,
+                         GlobalAvgPool,
+                         GlobalMaxPool,
+                         Identity,
+                         Layer,
+                         LayerNorm,
+                         LeakyReLU,
+                         LinearizableLayer,
+                         MaxPool,
+                         NormalizationLayer,
+                         PassThroughLayer,
+                         PoolingLayer,
+                         ReLU,
+                         ReLU6,
+                         Reshape,
+                         ReshapingLayer,
+                         Sigmoid,
+                         SiLU,
+                         Softmax,
+                         Tanh,
+                         WeightedLayer,
+                         ZeroPad,
+)
+from .presets import (
+                         PRESETS,
+                         EpsilonAlpha2Beta1,
+                         EpsilonAlpha2Beta1Flat,
+                         EpsilonGammaBox,
+                         EpsilonPlus,
+                         EpsilonPlusFlat,
+                         preset,
+)
 from .readers import from_onnx, from_torch
-from .rules import (AlphaBetaRule, EpsilonRule, FlatRule, GammaRule, GeneralizedGammaRule,
-                    LayerNormRule, LRPRule, PassRule, WSquareRule, ZBoxRule, ZeroRule, ZPlusRule)
+from .rules import (
+                         AlphaBetaRule,
+                         EpsilonRule,
+                         FlatRule,
+                         GammaRule,
+                         GeneralizedGammaRule,
+                         LayerNormRule,
+                         LRPRule,
+                         PassRule,
+                         WSquareRule,
+                         ZBoxRule,
+                         ZeroRule,
+                         ZPlusRule,
+)
 
 __version__ = "0.1.0"
 

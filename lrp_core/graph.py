@@ -69,7 +69,7 @@ class GraphBuilder:
             return layer._inline(self, symbols[0])
         return Symbol(self, self.add(layer, tuple(s.index for s in symbols), name))
 
-    def build(self, output: int | None = None) -> "Graph":
+    def build(self, output: int | None = None) -> Graph:
         """The graph whose output is the value ``output`` (default: the last node's)."""
         output = len(self.nodes) if output is None else int(output)
         if output == 0:
@@ -99,7 +99,7 @@ class Graph(Layer):
         self._set_nodes(_prune(input.builder.nodes[: output.index], output.index))
 
     @classmethod
-    def from_nodes(cls, nodes) -> "Graph":
+    def from_nodes(cls, nodes) -> Graph:
         graph = cls.__new__(cls)
         nodes = list(nodes)
         graph._set_nodes(_prune(nodes, len(nodes)))
@@ -159,10 +159,10 @@ class Graph(Layer):
                     values[j] = None
         return values[-1]
 
-    def convert(self, fn) -> "Graph":
+    def convert(self, fn) -> Graph:
         return self.with_layers([layer.convert(fn) for layer in self])
 
-    def with_layers(self, layers) -> "Graph":
+    def with_layers(self, layers) -> Graph:
         """The same wiring with other layers (one per node)."""
         return Graph.from_nodes(Node(layer, node.inputs, node.name) for layer, node in zip(layers, self.nodes))
 

@@ -13,10 +13,26 @@ conformance suite read it, and :func:`preset` builds one by name.
 from __future__ import annotations
 
 from .composites import Composite, FirstOfTypeMap, GlobalMap, GlobalTypeMap
-from .layers import (ConvLayer, Dense, DropoutLayer, Identity, LayerNorm, NormalizationLayer,
-                     ReshapingLayer)
-from .rules import (AlphaBetaRule, EpsilonRule, FlatRule, GammaRule, LayerNormRule, PassRule,
-                    ZBoxRule, ZeroRule, ZPlusRule)
+from .layers import (
+    ConvLayer,
+    Dense,
+    DropoutLayer,
+    Identity,
+    LayerNorm,
+    NormalizationLayer,
+    ReshapingLayer,
+)
+from .rules import (
+    AlphaBetaRule,
+    EpsilonRule,
+    FlatRule,
+    GammaRule,
+    LayerNormRule,
+    PassRule,
+    ZBoxRule,
+    ZeroRule,
+    ZPlusRule,
+)
 
 __all__ = ["EpsilonGammaBox", "EpsilonPlus", "EpsilonAlpha2Beta1", "EpsilonPlusFlat",
            "EpsilonAlpha2Beta1Flat", "Zero", "PRESETS", "preset"]

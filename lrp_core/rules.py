@@ -142,7 +142,7 @@ class LRPRule:
         """Default: ``stabilize_denom(d, 1e-9)``."""
         return stabilize_denom(d, DEFAULT_STABILIZER)
 
-    def bind(self, graph, index: int) -> "LRPRule":
+    def bind(self, graph, index: int) -> LRPRule:
         """The rule as it applies to node ``index`` of ``graph`` (called once, when the analyzer
         is built). Default: the rule itself; :class:`ZBoxRule` maps its input-space bounds
         through a leading input normalisation here."""

@@ -10,7 +10,7 @@ import pytest
 
 import lrp_core as lrp
 from lrp_core.data import DATA_DIR, load_npz, sample_digits
-from lrp_core.demo import DEFAULT_DIGITS, MyGammaRule, run_demo, example_rules
+from lrp_core.demo import DEFAULT_DIGITS, MyGammaRule, example_rules, run_demo
 from lrp_core.models import lenet5_digits
 
 from helpers.cli import run_cli

@@ -2,7 +2,7 @@
 
 Each expected value is re-derived here from the rule's published equation (architecture,
 section 6), either as worked numbers or as an explicit NumPy matrix expression (see
-``helpers.oracle.py``: a convolution becomes its explicit matrix, built tap by tap). None of it
+``helpers/oracle.py``: a convolution becomes its explicit matrix, built tap by tap). None of it
 replays the library's code.
 """
 

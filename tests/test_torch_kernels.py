@@ -15,10 +15,9 @@ torch = pytest.importorskip("torch")
 
 import array_api_compat  # noqa: E402
 
+from lrp_core.backends.kernels import torch_backend as tk  # noqa: E402
 from lrp_core.kernels import get_backend, reference, special  # noqa: E402
 from lrp_core.kernels.shapes import normalize_padding, output_spatial_shape  # noqa: E402
-
-from lrp_core.backends.kernels import torch_backend as tk  # noqa: E402
 
 PADDINGS = [0, 1, "asym"]  # "asym": (1, 2) on the first axis, (2, 0) on the others
 

@@ -159,8 +159,7 @@ GENERALISED_GAMMA = {"resnet18", "resnet50", "mobilenet_v2", "densenet121"}
 
 
 def _zennit_canonizers(name, model):
-    from zennit.canonizers import (AttributeCanonizer, NamedMergeBatchNorm,
-                                   SequentialMergeBatchNorm)
+    from zennit.canonizers import AttributeCanonizer, NamedMergeBatchNorm, SequentialMergeBatchNorm
     from zennit.layer import Sum
     from zennit.torchvision import ResNetCanonizer, VGGCanonizer
 

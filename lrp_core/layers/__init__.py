@@ -1,15 +1,42 @@
 """The layers of an lrp-core graph (argument names and weight layouts as in ``torch.nn``)."""
 
-from .activations import (ELU, GELU, SiLU, Activation, ActivationLayer, LeakyReLU, ReLU, ReLU6,
-                          Sigmoid, Softmax, Tanh, as_activation)
+from .activations import (
+                          ELU,
+                          GELU,
+                          Activation,
+                          ActivationLayer,
+                          LeakyReLU,
+                          ReLU,
+                          ReLU6,
+                          Sigmoid,
+                          SiLU,
+                          Softmax,
+                          Tanh,
+                          as_activation,
+)
 from .base import Layer, LinearizableLayer, PassThroughLayer, Symbol
 from .linear import Conv, ConvLayer, ConvTranspose, Dense, WeightedLayer
 from .merging import Add
 from .normalization import Affine, BatchNorm, LayerNorm, NormalizationLayer
-from .pooling import (AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, GlobalAvgPool, GlobalMaxPool,
-                      MaxPool, PoolingLayer)
-from .reshaping import (Concat, Dropout, DropoutLayer, Flatten, Identity, Reshape, ReshapingLayer,
-                        ZeroPad)
+from .pooling import (
+                          AdaptiveAvgPool,
+                          AdaptiveMaxPool,
+                          AvgPool,
+                          GlobalAvgPool,
+                          GlobalMaxPool,
+                          MaxPool,
+                          PoolingLayer,
+)
+from .reshaping import (
+                          Concat,
+                          Dropout,
+                          DropoutLayer,
+                          Flatten,
+                          Identity,
+                          Reshape,
+                          ReshapingLayer,
+                          ZeroPad,
+)
 
 __all__ = [
     "Layer", "LinearizableLayer", "PassThroughLayer", "Symbol", "WeightedLayer",

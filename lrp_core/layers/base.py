@@ -45,7 +45,7 @@ class Layer:
     n_inputs: int | None = 1
 
     # -- construction -----------------------------------------------------------------------
-    def replace(self, **changes) -> "Layer":
+    def replace(self, **changes) -> Layer:
         """A copy with some attributes replaced; the original is untouched."""
         new = copy.copy(self)
         for name, value in changes.items():
@@ -54,7 +54,7 @@ class Layer:
             object.__setattr__(new, name, value)
         return new
 
-    def convert(self, fn) -> "Layer":
+    def convert(self, fn) -> Layer:
         """A copy with ``fn`` applied to every array field (``None`` fields stay ``None``)."""
         changes = {name: fn(getattr(self, name)) for name in self._arrays}
         activation = getattr(self, "activation", None)

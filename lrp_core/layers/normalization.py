@@ -7,7 +7,6 @@ BatchNorm at inference is an affine map per channel (axis 1):
 
 from __future__ import annotations
 
-
 from ..arrays import namespace_of
 from .base import LinearizableLayer
 from .linear import WeightedLayer
