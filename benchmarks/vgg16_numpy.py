@@ -17,7 +17,8 @@ from _timing import best_of
 
 import lrp_core as lrp
 
-VGG16_CONFIG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+VGG16_CONFIG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+                512, 512, 512, "M"]
 
 
 def vgg16(dtype, seed=0) -> lrp.Graph:
@@ -49,7 +50,7 @@ def main():
     results = {"forward": forward}
     for name, rules in [("ZeroRule", None), ("EpsilonPlusFlat", lrp.EpsilonPlusFlat())]:
         analyzer = lrp.LRP(model, rules)
-        results[name] = best_of(lambda: analyzer(x), args.repeat)
+        results[name] = best_of(lambda analyzer=analyzer: analyzer(x), args.repeat)
     print(f"VGG-16 (random weights), input 1x3x224x224 {dtype}, NumPy {np.__version__}, "
           f"{platform.processor() or platform.machine()}")
     for name, seconds in results.items():

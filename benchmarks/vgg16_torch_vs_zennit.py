@@ -2,11 +2,12 @@
 against Zennit's ``EpsilonPlusFlat``, in one run on the same machine.
 
 Measures the forward pass, the gradient (forward + autograd backward to the input only: the cost
-LRP is compared with), our ``EpsilonPlusFlat`` and ``ZeroRule``, and Zennit's ``EpsilonPlusFlat`` (with its
-VGG canonizer), each the best of ``--repeat`` runs after one warm-up (which also builds our
-modified layers; building the analyzer, i.e. tracing and canonizing, is timed on its own). It also
-checks that the two ``EpsilonPlusFlat`` relevances agree (with Zennit's stabiliser set to ours,
-1e-9, and its MaxPool given the Norm rule, as in tests/test_torch_models.py). Usage::
+LRP is compared with), our ``EpsilonPlusFlat`` and ``ZeroRule``, and Zennit's
+``EpsilonPlusFlat`` (with its VGG canonizer), each the best of ``--repeat`` runs after one
+warm-up (which also builds our modified layers; building the analyzer, i.e. tracing and
+canonizing, is timed on its own). It also checks that the two ``EpsilonPlusFlat`` relevances
+agree (with Zennit's stabiliser set to ours, 1e-9, and its MaxPool given the Norm rule, as in
+tests/test_torch_models.py). Usage::
 
     python benchmarks/vgg16_torch_vs_zennit.py [--dtype float32] [--repeat 3] [--threads N]
 """
@@ -29,7 +30,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads (default: torch's)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -71,18 +73,21 @@ def main():
             warnings.simplefilter("ignore")
             composite = EpsilonPlusFlat(canonizers=[VGGCanonizer()])  # Zennit's defaults
             with Gradient(model, composite) as attributor:
-                results["Zennit EpsilonPlusFlat"] = best_of(lambda: attributor(x, onehot), args.repeat)
+                results["Zennit EpsilonPlusFlat"] = best_of(lambda: attributor(x, onehot),
+                                                            args.repeat)
             matched = EpsilonPlusFlat(stabilizer=1e-9, layer_map=[(MaxPool, Norm(stabilizer=1e-9))],
                                       canonizers=[VGGCanonizer()])
             with Gradient(model, matched) as attributor:
                 _, theirs = attributor(x, onehot)
         mine = ours(x).val
         difference = float((mine - theirs).abs().max() / theirs.abs().max())
-        comparison = f"ours vs Zennit (matched conventions): max |difference| / max |relevance| = {difference:.1e}"
+        comparison = (f"ours vs Zennit (matched conventions): max |difference| / max |relevance| "
+                      f"= {difference:.1e}")
 
     gradient_time = results["gradient"]
-    print(f"VGG-16 (torchvision, random weights), input 1x3x224x224 {args.dtype}, CPU, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    print(f"VGG-16 (torchvision, random weights), input 1x3x224x224 {args.dtype}, CPU, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{platform.processor() or platform.machine()}")
     print(f"  building the analyzer (trace, canonize): {build:.3f} s")
     print("  | pass | seconds | x gradient |")
     print("  |---|---:|---:|")

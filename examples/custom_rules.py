@@ -1,4 +1,5 @@
-"""The RelevancePropagation.jl custom-rule example, step by step: a custom LRP rule in two lines, on a LeNet-5.
+"""The RelevancePropagation.jl custom-rule example, step by step: a custom LRP rule in two lines,
+on a LeNet-5.
 
     python examples/custom_rules.py [--out DIR]
 
@@ -52,7 +53,8 @@ def main() -> None:
         def modify_parameters(self, param):
             return param + 0.25 * lrp.relu(param)
 
-    print(MyGammaRule.__name__, "overrides modify_parameters only; every other hook keeps its default")
+    print(MyGammaRule.__name__,
+          "overrides modify_parameters only; every other hook keeps its default")
 
     # -------------------------------------------------------------------------------------------
     step("3. One rule per layer: the custom-rule example's list")
@@ -94,12 +96,14 @@ def main() -> None:
           bool(np.allclose(r_in, relevances[2], rtol=1e-12, atol=1e-15)))
     # and the same step from the equation, with the modified layer built by hand
     conv = lenet5[2]
-    gamma = lrp.Conv(conv.weight + 0.25 * np.maximum(conv.weight, 0), conv.bias + 0.25 * np.maximum(conv.bias, 0))
+    gamma = lrp.Conv(conv.weight + 0.25 * np.maximum(conv.weight, 0),
+                     conv.bias + 0.25 * np.maximum(conv.bias, 0))
     z = gamma.forward(a2)
     s = relevances[3] / lrp.stabilize_denom(z, 1e-9)
     _, pullback = gamma.linearize(a2)  # the vector-Jacobian product of the (linear) layer
     by_hand = a2 * pullback(s)[0]
-    print("and equals a * W'^T (R / z') computed by hand:", bool(np.allclose(by_hand, r_in, rtol=1e-10)))
+    print("and equals a * W'^T (R / z') computed by hand:",
+          bool(np.allclose(by_hand, r_in, rtol=1e-10)))
 
     # -------------------------------------------------------------------------------------------
     if importlib.util.find_spec("torch") is not None:
@@ -113,8 +117,8 @@ def main() -> None:
     # -------------------------------------------------------------------------------------------
     step("8. Heatmaps: red where the relevance is positive, blue where it is negative")
     images = lrp.heatmap(expl)  # one H x W x 3 uint8 image per digit (seismic, sum, centered)
-    strip = np.concatenate([np.pad(image, ((2, 2), (2, 2), (0, 0)), constant_values=255) for image in images],
-                           axis=1)
+    strip = np.concatenate([np.pad(image, ((2, 2), (2, 2), (0, 0)), constant_values=255)
+                            for image in images], axis=1)
     os.makedirs(args.out, exist_ok=True)
     path = lrp.save_image(os.path.join(args.out, "custom_rules.png"), strip, scale=4)
     print("wrote", path)

@@ -106,8 +106,8 @@ __all__ = [
     # composites
     "Composite", "CompositeMap", "GlobalMap", "LayerMap", "RangeMap", "FirstLayerMap",
     "LastLayerMap", "GlobalTypeMap", "RangeTypeMap", "FirstLayerTypeMap", "FirstOfTypeMap",
-    "LastLayerTypeMap", "FirstNTypeMap", "PRESETS", "preset", "EpsilonGammaBox", "EpsilonPlus", "EpsilonAlpha2Beta1", "EpsilonPlusFlat",
-    "EpsilonAlpha2Beta1Flat",
+    "LastLayerTypeMap", "FirstNTypeMap", "PRESETS", "preset", "EpsilonGammaBox", "EpsilonPlus",
+    "EpsilonAlpha2Beta1", "EpsilonPlusFlat", "EpsilonAlpha2Beta1Flat",
     # model
     "Graph", "GraphBuilder", "Chain", "Input", "Node", "from_torch", "from_onnx",
     "canonize", "strip_softmax", "check_model",

@@ -52,7 +52,8 @@ def _compute_context(xp):
 
 def _compatibility_error(rule, layer, where: str) -> LRPCompatibilityError:
     return LRPCompatibilityError(f"{rule!r} cannot be applied to {where}: "
-                                 f"{type(rule).__name__}.is_compatible returned False for {type(layer).__name__}")
+                                 f"{type(rule).__name__}.is_compatible returned False for "
+                                 f"{type(layer).__name__}")
 
 
 def propagate(rule: LRPRule, layer: Layer, a, relevance):
@@ -65,7 +66,8 @@ def propagate(rule: LRPRule, layer: Layer, a, relevance):
     if not rule.is_compatible(layer):
         raise _compatibility_error(rule, layer, layer.describe())
     xp = namespace_of(*inputs)
-    layer = layer.convert(lambda p: to_namespace(p, xp, array_api_compat.device(inputs[0]), inputs[0].dtype))
+    layer = layer.convert(lambda p: to_namespace(p, xp, array_api_compat.device(inputs[0]),
+                                                 inputs[0].dtype))
     modified = rule.modify_layer(layer) if isinstance(layer, LinearizableLayer) else None
     relevance = to_namespace(relevance, xp, array_api_compat.device(inputs[0]), inputs[0].dtype)
     with _compute_context(xp):
@@ -96,7 +98,8 @@ class LRP:
         for i, (rule, layer) in enumerate(zip(resolved, graph)):
             if not rule.is_compatible(layer):
                 raise _compatibility_error(rule, layer, graph.label(i))
-        self.rules: tuple[LRPRule, ...] = tuple(rule.bind(graph, i) for i, rule in enumerate(resolved))
+        self.rules: tuple[LRPRule, ...] = tuple(rule.bind(graph, i)
+                                                for i, rule in enumerate(resolved))
         self.normalize_output_relevance = bool(normalize_output_relevance)
         self._plan_wiring()
         self._cache: dict = {}
@@ -132,7 +135,8 @@ class LRP:
         self._keep[-1] = True  # the output
         nonnegative = [False]
         for node in nodes:
-            nonnegative.append(node.layer.output_nonnegative(tuple(nonnegative[j] for j in node.inputs)))
+            nonnegative.append(node.layer.output_nonnegative(tuple(nonnegative[j]
+                                                                   for j in node.inputs)))
         self._inputs_nonnegative = [all(nonnegative[j] for j in node.inputs) for node in nodes]
         self._reuse = [isinstance(node.layer, LinearizableLayer) and rule.reuses_forward()
                        for node, rule in zip(nodes, self.rules)]
@@ -158,7 +162,8 @@ class LRP:
                 layer = node.layer.convert(lambda p: to_namespace(p, xp, device, dtype))
                 converted[id(node.layer)] = layer
             layers.append(layer)
-            modified.append(rule.modify_layer(layer) if isinstance(layer, LinearizableLayer) else None)
+            modified.append(rule.modify_layer(layer) if isinstance(layer, LinearizableLayer)
+                            else None)
         return _Prepared(tuple(layers), tuple(modified))
 
     # -- analysis ------------------------------------------------------------------------------
@@ -173,7 +178,8 @@ class LRP:
         compute_dtype = xp.float32 if xp.finfo(x.dtype).bits < 32 else x.dtype
         prepared = self._prepared(xp, device, compute_dtype)
         with _compute_context(xp):
-            values, shapes, records = self._forward(prepared, xp.astype(x, compute_dtype, copy=False))
+            values, shapes, records = self._forward(prepared,
+                                                    xp.astype(x, compute_dtype, copy=False))
             output = values[-1]
             if output_relevance is not None:
                 relevance = to_namespace(output_relevance, xp, device, compute_dtype)
@@ -183,10 +189,12 @@ class LRP:
                 selection = None
             else:
                 relevance, selection = self._output_relevance(xp, output, output_selection)
-            relevances = self._backward(prepared, values, shapes, records, relevance, layerwise_relevances)
+            relevances = self._backward(prepared, values, shapes, records, relevance,
+                                        layerwise_relevances)
         extras = None
         if layerwise_relevances:
-            layerwise = [None if r is None else xp.astype(r, x.dtype, copy=False) for r in relevances]
+            layerwise = [None if r is None else xp.astype(r, x.dtype, copy=False)
+                         for r in relevances]
             extras = {"layerwise_relevances": layerwise}
         return Explanation(val=xp.astype(relevances[0], x.dtype, copy=False), input=x,
                            output=xp.astype(output, x.dtype, copy=False),
@@ -235,17 +243,20 @@ class LRP:
         try:  # an int, a NumPy integer or a 0-d integer array
             selection = [operator.index(output_selection)] * n
         except TypeError:
-            items = output_selection.tolist() if hasattr(output_selection, "tolist") else output_selection
+            items = (output_selection.tolist() if hasattr(output_selection, "tolist")
+                     else output_selection)
             try:
                 selection = [operator.index(i) for i in items]
             except TypeError:
                 raise TypeError(f"output_selection must be an int or one int per sample, "
                                 f"got {output_selection!r}") from None
             if len(selection) != n:
-                raise ValueError(f"output_selection has {len(selection)} entries for a batch of {n}")
+                raise ValueError(f"output_selection has {len(selection)} entries "
+                                 f"for a batch of {n}") from None
         bad = [i for i in selection if not 0 <= i < k]
         if bad:
-            raise ValueError(f"output_selection {bad[0]} is out of range: the model has {k} outputs (0..{k - 1})")
+            raise ValueError(f"output_selection {bad[0]} is out of range: the model has {k} "
+                             f"outputs (0..{k - 1})")
         return selection
 
     def _backward(self, prepared, values, shapes, records, relevance, keep_all):
@@ -277,7 +288,8 @@ class LRP:
         labels = []
         for node in graph.nodes:
             name = f"{node.name}: " if node.name else ""
-            wiring = "" if chain else "  <- " + ", ".join("input" if j == 0 else str(j - 1) for j in node.inputs)
+            wiring = "" if chain else "  <- " + ", ".join("input" if j == 0 else str(j - 1)
+                                                          for j in node.inputs)
             labels.append(f"{name}{node.layer.describe()}{wiring}")
         column = max(len(label) for label in labels)
         lines = ["LRP("]

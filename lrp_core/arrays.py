@@ -81,7 +81,8 @@ def to_namespace(x, xp, device=None, dtype=None):
 
     same = namespace_name(namespace_of(x)) == namespace_name(xp)
     if not same:
-        x = xp.asarray(to_numpy(x), device=device) if device is not None else xp.asarray(to_numpy(x))
+        x = (xp.asarray(to_numpy(x), device=device) if device is not None
+             else xp.asarray(to_numpy(x)))
     elif device is not None and array_api_compat.device(x) != device:
         x = array_api_compat.to_device(x, device)
     if dtype is not None and x.dtype != dtype:

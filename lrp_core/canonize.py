@@ -150,14 +150,16 @@ def check_model(model) -> bool:
     last = len(graph) - 1
     for i, node in enumerate(graph.nodes):
         layer = node.layer
-        softmax = isinstance(layer, Softmax) or isinstance(getattr(layer, "activation", None), Softmax)
+        softmax = (isinstance(layer, Softmax)
+                   or isinstance(getattr(layer, "activation", None), Softmax))
         if softmax and i == last:
-            problems.append(f"{graph.label(i)}: a softmax on the output; explain the logits instead: "
-                            "model = lrp.strip_softmax(model)")
+            problems.append(f"{graph.label(i)}: a softmax on the output; explain the logits "
+                            "instead: model = lrp.strip_softmax(model)")
         elif softmax:
             problems.append(f"{graph.label(i)}: a softmax inside the model is not supported by LRP")
         elif not isinstance(layer, (LinearizableLayer, PassThroughLayer)):
-            problems.append(f"{graph.label(i)}: {type(layer).__name__} is not a supported layer type")
+            problems.append(f"{graph.label(i)}: {type(layer).__name__} is not a supported "
+                            "layer type")
     if problems:
         raise ModelCheckError("LRP cannot explain this model as it is:\n" +
                               "\n".join(f"  - {p}" for p in problems) +

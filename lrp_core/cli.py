@@ -51,7 +51,8 @@ def _digits(text: str) -> tuple[int, ...]:
     try:
         digits = tuple(int(d) for d in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected digits separated by commas, like 0,2,3; got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected digits separated by commas, like 0,2,3; "
+                                         f"got {text!r}") from None
     if not digits or any(not 0 <= d <= 9 for d in digits):
         raise argparse.ArgumentTypeError(f"digits are 0..9, got {text!r}")
     return digits
@@ -68,24 +69,27 @@ def _floats(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or numbers separated by commas, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a number or numbers separated by commas, "
+                                         f"got {text!r}") from None
 
 
 def _size(text: str) -> tuple[int, int]:
     try:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH, like 224x224; got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH, like 224x224; "
+                                         f"got {text!r}") from None
     return height, width
 
 
 def _check_model_path(path: str) -> pathlib.Path:
     model = pathlib.Path(path)
-    if model.suffix.lower() in PICKLE_SUFFIXES:  # refused without being opened: unpickling runs code
-        raise UserError(f"{path} looks like a PyTorch pickle, which lrp explain does not open (loading a "
-                        "pickle can run arbitrary code): export the model to ONNX with "
-                        "torch.onnx.export(model, example_input, 'model.onnx'), or explain it from Python "
-                        "with lrp.LRP(module)")
+    if model.suffix.lower() in PICKLE_SUFFIXES:
+        # refused without being opened: unpickling runs code
+        raise UserError(f"{path} looks like a PyTorch pickle, which lrp explain does not open "
+                        "(loading a pickle can run arbitrary code): export the model to ONNX with "
+                        "torch.onnx.export(model, example_input, 'model.onnx'), or explain it "
+                        "from Python with lrp.LRP(module)")
     if not model.is_file():
         raise UserError(f"model file not found: {path}")
     if model.suffix.lower() != ".onnx":
@@ -110,7 +114,8 @@ def _sample_shape(model_shape: tuple, size) -> tuple:
     sample = list(model_shape[1:])
     if size is not None:
         if len(sample) != 3:
-            raise UserError(f"--size needs an image model, (N, C, H, W); this one takes {_shape_text(model_shape)}")
+            raise UserError(f"--size needs an image model, (N, C, H, W); this one takes "
+                            f"{_shape_text(model_shape)}")
         sample[1:] = size
     return tuple(sample)
 
@@ -143,20 +148,22 @@ def _read_input(path: str, sample_shape: tuple, mean, std) -> tuple[np.ndarray, 
             array = array[0]
         if array.shape != sample_shape:
             raise UserError(f"{path} holds an array of shape {array.shape}; the model takes "
-                            f"{_shape_text(sample_shape)} per input (.npy inputs are used as they are)")
+                            f"{_shape_text(sample_shape)} per input "
+                            "(.npy inputs are used as they are)")
         return array.astype(np.float32), None
     if len(sample_shape) != 3 or None in sample_shape:
-        raise UserError(f"{path}: an image needs a model input (N, C, H, W) with a fixed height and width; "
-                        f"this model takes {_shape_text((None, *sample_shape))} (give --size HxW, or .npy inputs)")
+        raise UserError(f"{path}: an image needs a model input (N, C, H, W) with a fixed height "
+                        f"and width; this model takes {_shape_text((None, *sample_shape))} "
+                        "(give --size HxW, or .npy inputs)")
     channels, height, width = sample_shape
     try:
         image = load_image(file, "L" if channels == 1 else "RGB")
     except OSError as error:
-        raise UserError(f"{path}: not an image Pillow can read ({error})")
+        raise UserError(f"{path}: not an image Pillow can read ({error})") from error
     try:
         x = to_model_input(image, channels, (height, width), mean=mean, std=std)
     except ValueError as error:
-        raise UserError(f"{path}: {error}")
+        raise UserError(f"{path}: {error}") from error
     return x, image
 
 
@@ -234,7 +241,8 @@ def _unique_stems(paths: list[str]) -> list[str]:
 def explain(args) -> int:
     model_path = _check_model_path(args.model)
     if args.composite not in COMPOSITES:
-        raise UserError(f"unknown composite {args.composite!r}; choose one of: {', '.join(COMPOSITES)}")
+        raise UserError(f"unknown composite {args.composite!r}; "
+                        f"choose one of: {', '.join(COMPOSITES)}")
     if args.scale is not None and args.scale < 1:
         raise UserError("--scale must be a positive integer")
     if args.batch_size < 1:
@@ -251,14 +259,14 @@ def explain(args) -> int:
     for name, values in (("--mean", mean), ("--std", std)):
         if len(values) != 1 and len(values) != channels:
             raise UserError(f"{name} has {len(values)} values, but the model's input has "
-                            f"{channels or 'no'} channel{'' if channels == 1 else 's'} (give one value, "
-                            "or one per channel)")
+                            f"{channels or 'no'} channel{'' if channels == 1 else 's'} "
+                            "(give one value, or one per channel)")
     if any(v == 0 for v in std):
         raise UserError("--std must not be 0")
     try:
         _colormap(args.colormap)
     except ValueError as error:
-        raise UserError(str(error))
+        raise UserError(str(error)) from None
 
     needs_bounds = args.composite in BOXED
     bounds = _explicit_bounds(args, needs_bounds)
@@ -273,9 +281,11 @@ def explain(args) -> int:
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stems = _unique_stems(args.inputs)
-    bar = _progress(len(args.inputs), enabled=len(args.inputs) >= args.progress_from and not args.quiet)
+    bar = _progress(len(args.inputs),
+                    enabled=len(args.inputs) >= args.progress_from and not args.quiet)
     try:
-        for start in range(0, len(args.inputs), args.batch_size):  # read, explain and write a batch at a time
+        # read, explain and write a batch at a time
+        for start in range(0, len(args.inputs), args.batch_size):
             paths = args.inputs[start:start + args.batch_size]
             inputs, images = zip(*(_read_input(path, sample_shape, mean, std) for path in paths))
             explainer = analyzer
@@ -286,9 +296,10 @@ def explain(args) -> int:
             relevance = to_numpy(expl.val)
             overlay = None
             if args.overlay:
-                overlay = [image if image is not None else _input_image(x) for x, image in zip(inputs, images)]
-            rendered = heatmap(_as_image_batch(relevance), colormap=args.colormap, percentile=args.percentile,
-                               overlay=overlay, alpha=args.alpha)
+                overlay = [image if image is not None else _input_image(x)
+                           for x, image in zip(inputs, images)]
+            rendered = heatmap(_as_image_batch(relevance), colormap=args.colormap,
+                               percentile=args.percentile, overlay=overlay, alpha=args.alpha)
             for k, path in enumerate(paths):
                 selected = expl.output_selection[k]
                 name = f"{stems[start + k]}_lrp_{args.composite}_out{selected}"
@@ -316,13 +327,14 @@ def _read_model(path: pathlib.Path, input_shape):
     try:
         return from_onnx(str(path), input_shape=input_shape)
     except ImportError as error:
-        raise UserError(str(error))
+        raise UserError(str(error)) from None
     except LRPError as error:
-        raise UserError(str(error))
+        raise UserError(str(error)) from None
 
 
 def _as_image_batch(relevance: np.ndarray) -> np.ndarray:
-    """Relevance as (N, C, H, W) for drawing: (N, F) → one row of F pixels, (N, C, L) → (N, C, 1, L)."""
+    """Relevance as (N, C, H, W) for drawing: (N, F) → one row of F pixels, (N, C, L) →
+    (N, C, 1, L)."""
     if relevance.ndim == 4:
         return relevance
     if relevance.ndim == 3:
@@ -351,37 +363,49 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lrp", description="Layer-wise Relevance Propagation: heatmaps of what a "
                                             "neural network's decision rests on.")
     parser.add_argument("--debug", action="store_true", help="show the traceback of errors")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=_Parser)
 
-    d = commands.add_parser("demo", help="explain handwritten digits with a custom rule written in two lines",
-                            description="Explain sample digits with a shipped LeNet-5: ZeroRule, EpsilonPlus, "
-                                        "RelevancePropagation.jl's custom-rule example with the two-line MyGammaRule, and with GammaRule; "
-                                        "write one labelled PNG grid (demo.png).")
-    d.add_argument("--out", default=".", metavar="DIR", help="folder for demo.png (default: the current one)")
+    d = commands.add_parser("demo",
+                            help="explain handwritten digits with a custom rule written in "
+                                 "two lines",
+                            description="Explain sample digits with a shipped LeNet-5: ZeroRule, "
+                                        "EpsilonPlus, RelevancePropagation.jl's custom-rule "
+                                        "example with the two-line MyGammaRule, and with "
+                                        "GammaRule; write one labelled PNG grid (demo.png).")
+    d.add_argument("--out", default=".", metavar="DIR",
+                   help="folder for demo.png (default: the current one)")
     d.add_argument("--digits", type=_digits, default=DEFAULT_DIGITS, metavar="D,D,...",
                    help=f"which digits to show (default: {','.join(map(str, DEFAULT_DIGITS))})")
     d.set_defaults(run=demo)
 
-    e = commands.add_parser("explain", help="write LRP heatmaps of an ONNX model for image or .npy inputs",
-                            description="Explain an ONNX model's output for each INPUT (PNG, JPEG, ... or .npy) "
-                                        "and write one heatmap PNG per input (red: positive relevance, blue: "
-                                        "negative). Images are resized to the model's input, converted to grey "
-                                        "or RGB after its channels, scaled to [0, 1], then (x - mean) / std; "
+    e = commands.add_parser("explain",
+                            help="write LRP heatmaps of an ONNX model for image or .npy inputs",
+                            description="Explain an ONNX model's output for each INPUT (PNG, JPEG, "
+                                        "... or .npy) and write one heatmap PNG per input (red: "
+                                        "positive relevance, blue: negative). Images are resized "
+                                        "to the model's input, converted to grey or RGB after its "
+                                        "channels, scaled to [0, 1], then (x - mean) / std; "
                                         ".npy arrays are used as they are.")
-    e.add_argument("model", metavar="MODEL", help="an ONNX model (.onnx); PyTorch pickles are refused")
-    e.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or .npy arrays, one input each")
+    e.add_argument("model", metavar="MODEL",
+                   help="an ONNX model (.onnx); PyTorch pickles are refused")
+    e.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files or .npy arrays, one input each")
     e.add_argument("--composite", default="epsilon-plus-flat", metavar="NAME",
                    help=f"rules: {', '.join(COMPOSITES)} (default: epsilon-plus-flat); "
                         f"{' and '.join(BOXED)} bound{'s' * (len(BOXED) == 1)} the input: "
                         "see --low")
     e.add_argument("--output-selection", type=int, default=None, metavar="K",
                    help="explain output K (default: each input's largest output)")
-    e.add_argument("--out", default="lrp-heatmaps", metavar="DIR", help="output folder (default: lrp-heatmaps)")
+    e.add_argument("--out", default="lrp-heatmaps", metavar="DIR",
+                   help="output folder (default: lrp-heatmaps)")
     e.add_argument("--backend", choices=("numpy", "torch", "cupy"), default="numpy",
                    help="array library to compute with (default: numpy)")
     e.add_argument("--mean", type=_floats, default=None, metavar="M",
-                   help="subtracted after scaling pixels to [0, 1]: one value or one per channel, 0.485,0.456,0.406")
-    e.add_argument("--std", type=_floats, default=None, metavar="S", help="divides after --mean (same form)")
+                   help="subtracted after scaling pixels to [0, 1]: one value or one per channel, "
+                        "0.485,0.456,0.406")
+    e.add_argument("--std", type=_floats, default=None, metavar="S",
+                   help="divides after --mean (same form)")
     e.add_argument("--low", type=float, default=None, metavar="L",
                    help=f"with --high: the bounds of every input for {' and '.join(BOXED)}'s "
                         "ZBoxRule (overriding the defaults: for an image, the pixel range [0, 1] "
@@ -391,19 +415,33 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--size", type=_size, default=None, metavar="HxW",
                    help="input height and width, for models whose graph leaves them open")
     e.add_argument("--overlay", action="store_true", help="draw each heatmap over its input image")
-    e.add_argument("--alpha", type=float, default=0.6, help="heatmap opacity for --overlay (default: 0.6)")
+    e.add_argument("--alpha", type=float, default=0.6,
+                   help="heatmap opacity for --overlay (default: 0.6)")
     e.add_argument("--colormap", default="seismic", metavar="NAME",
                    help="a colormap name of the cmap library (default: seismic)")
     e.add_argument("--percentile", type=float, default=None, metavar="P",
                    help="clip the relevance at its P-th percentile of |R| first (e.g. 99.5)")
     e.add_argument("--scale", type=int, default=None, metavar="F",
                    help="enlarge the heatmap PNGs F times (default: up to about 224 pixels)")
-    e.add_argument("--save-relevance", action="store_true", help="also write the raw relevance as .npy")
-    e.add_argument("--batch-size", type=int, default=16, metavar="B", help="inputs per pass (default: 16)")
+    e.add_argument("--save-relevance", action="store_true",
+                   help="also write the raw relevance as .npy")
+    e.add_argument("--batch-size", type=int, default=16, metavar="B",
+                   help="inputs per pass (default: 16)")
     e.add_argument("--progress-from", type=int, default=8, help=argparse.SUPPRESS)
     e.add_argument("--quiet", action="store_true", help="print nothing but errors")
     e.set_defaults(run=explain)
+    _add_conformance(commands)
     return parser
+
+
+def _add_conformance(commands) -> None:
+    """``lrp conformance`` comes from the conformance suite (``lrp_conformance``), whose command
+    imports hypothesis and torch only when it runs."""
+    try:
+        from lrp_conformance.cli import add_parser
+    except ImportError:  # pragma: no cover - the suite ships with the package
+        return
+    add_parser(commands)
 
 
 def main(argv=None) -> int:
@@ -419,7 +457,8 @@ def main(argv=None) -> int:
         text = str(error).strip()
         message = text.splitlines()[0] if text else type(error).__name__
         if not isinstance(error, (UserError, LRPError, ValueError, OSError, ImportError)):
-            message = f"{type(error).__name__}: {message} (an lrp bug? rerun as lrp --debug ... and report it)"
+            message = (f"{type(error).__name__}: {message} "
+                       "(an lrp bug? rerun as lrp --debug ... and report it)")
         print(f"lrp: error: {message}", file=sys.stderr)
         return 2 if isinstance(error, UserError) else 1
 

@@ -36,7 +36,8 @@ def _check_type_map(mapping) -> dict:
     for key, rule in mapping.items():
         keys = key if isinstance(key, tuple) else (key,)
         if not all(isinstance(k, type) and issubclass(k, Layer) for k in keys):
-            raise TypeError(f"type map keys are layer classes or groups (e.g. lrp.ConvLayer), got {key!r}")
+            raise TypeError(f"type map keys are layer classes or groups (e.g. lrp.ConvLayer), "
+                            f"got {key!r}")
         _check_rule(rule)
     return dict(mapping)
 

@@ -1,4 +1,5 @@
-"""``lrp demo``: the RelevancePropagation.jl custom-rule example, run on a trained LeNet-5 and real handwritten digits.
+"""``lrp demo``: the RelevancePropagation.jl custom-rule example, run on a trained LeNet-5 and
+real handwritten digits.
 
 The model (``lrp_core.models.lenet5_digits``) and the digits (``lrp_core.data.sample_digits``)
 ship with the package, so this runs on the base install: NumPy, no torch, no onnx, no
@@ -26,7 +27,8 @@ from .heatmaps import heatmap
 from .images import save_image, upscale
 from .models import lenet5_digits
 
-__all__ = ["MyGammaRule", "example_rules", "demo_analyzers", "run_demo", "labelled_grid", "DEFAULT_DIGITS"]
+__all__ = ["MyGammaRule", "example_rules", "demo_analyzers", "run_demo", "labelled_grid",
+           "DEFAULT_DIGITS"]
 
 #: the digits shown by default (one row each)
 DEFAULT_DIGITS = (0, 1, 3, 4, 5, 9)
@@ -92,18 +94,20 @@ def run_demo(out_dir=".", digits=DEFAULT_DIGITS, *, echo=print) -> dict:
     row_labels = [(f"predicted {p}", f"label {t}") for p, t in zip(predicted, labels)]
     figure = labelled_grid(
         rows, columns, row_labels,
-        title=f"LRP on a LeNet-5 trained on handwritten digits ({100 * accuracy:.1f}% held-out accuracy)",
+        title=f"LRP on a LeNet-5 trained on handwritten digits "
+              f"({100 * accuracy:.1f}% held-out accuracy)",
         legend="relevance for the predicted class:   negative (blue)   0 (white)   positive (red)")
     os.makedirs(out_dir, exist_ok=True)
     path = save_image(os.path.join(out_dir, "demo.png"), figure)
 
     echo(f"explained digits {', '.join(map(str, labels.tolist()))}: predicted "
-         f"{', '.join(map(str, predicted))} (held-out accuracy of this LeNet-5: {100 * accuracy:.1f}% "
-         f"on {n_heldout} digits)")
+         f"{', '.join(map(str, predicted))} (held-out accuracy of this LeNet-5: "
+         f"{100 * accuracy:.1f}% on {n_heldout} digits)")
     echo(f"MyGammaRule vs GammaRule: max |difference| = {difference:.3g}")
-    echo(f"wrote {path}  (rows: digits; columns: the input and each analyzer; red: positive relevance, "
-         "blue: negative)")
-    return {"figure": path, "difference": difference, "predicted": list(predicted), "labels": labels.tolist()}
+    echo(f"wrote {path}  (rows: digits; columns: the input and each analyzer; red: positive "
+         "relevance, blue: negative)")
+    return {"figure": path, "difference": difference, "predicted": list(predicted),
+            "labels": labels.tolist()}
 
 
 # -- the figure ------------------------------------------------------------------------------------
@@ -117,11 +121,12 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def labelled_grid(rows: list, columns: list[str], row_labels: list, *, title: str = "", legend: str = "",
-                  colormap: str = "seismic") -> np.ndarray:
+def labelled_grid(rows: list, columns: list[str], row_labels: list, *, title: str = "",
+                  legend: str = "", colormap: str = "seismic") -> np.ndarray:
     """A white figure with a title, one column title per column (``\\n`` for a second line), a
     label (one or more lines) left of each row, the ``rows`` of equally sized RGB images, and a
-    colour bar of ``colormap`` with the ``legend`` text under it. Returns an H x W x 3 uint8 image."""
+    colour bar of ``colormap`` with the ``legend`` text under it. Returns an H x W x 3 uint8
+    image."""
     from PIL import Image, ImageDraw
 
     cell_h, cell_w = rows[0][0].shape[:2]
@@ -133,13 +138,15 @@ def labelled_grid(rows: list, columns: list[str], row_labels: list, *, title: st
         left, top, right, bottom = probe.multiline_textbbox((0, 0), text, font=font, spacing=3)
         return right - left, bottom - top
 
-    label_texts = ["\n".join(label) if isinstance(label, (tuple, list)) else str(label) for label in row_labels]
+    label_texts = ["\n".join(label) if isinstance(label, (tuple, list)) else str(label)
+                   for label in row_labels]
     label_w = max(size(t, label_font)[0] for t in label_texts) + gap
     header_h = max(size(c, header_font)[1] for c in columns) + gap
     title_h = size(title, title_font)[1] + 2 * gap if title else 0
     legend_h = 16 + size(legend, label_font)[1] + 3 * gap if legend else 0
     grid_w = len(columns) * cell_w + (len(columns) - 1) * gap
-    width = max(margin + label_w + grid_w + margin, size(title, title_font)[0] + 2 * margin if title else 0)
+    width = max(margin + label_w + grid_w + margin,
+                size(title, title_font)[0] + 2 * margin if title else 0)
     height = margin + title_h + header_h + len(rows) * (cell_h + gap) + legend_h + margin
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
@@ -153,12 +160,13 @@ def labelled_grid(rows: list, columns: list[str], row_labels: list, *, title: st
     for j, column in enumerate(columns):
         w, h = size(column, header_font)
         x = x0 + j * (cell_w + gap) + (cell_w - w) // 2
-        draw.multiline_text((x, y + header_h - gap - h), column, fill=ink, font=header_font, spacing=3,
-                            align="center")
+        draw.multiline_text((x, y + header_h - gap - h), column, fill=ink, font=header_font,
+                            spacing=3, align="center")
     y += header_h
     for label, row in zip(label_texts, rows):
         w, h = size(label, label_font)
-        draw.multiline_text((margin, y + (cell_h - h) // 2), label, fill=ink, font=label_font, spacing=3)
+        draw.multiline_text((margin, y + (cell_h - h) // 2), label, fill=ink, font=label_font,
+                            spacing=3)
         for j, image in enumerate(row):
             canvas.paste(Image.fromarray(np.ascontiguousarray(image)), (x0 + j * (cell_w + gap), y))
         y += cell_h + gap
@@ -169,7 +177,8 @@ def labelled_grid(rows: list, columns: list[str], row_labels: list, *, title: st
         bar_w = min(grid_w, 360)
         bar_x = x0 + (grid_w - bar_w) // 2
         bar = np.asarray(cmap.Colormap(colormap)(np.linspace(0, 1, bar_w), bytes=True))[:, :3]
-        canvas.paste(Image.fromarray(np.ascontiguousarray(np.repeat(bar[None], 16, axis=0))), (bar_x, y))
+        canvas.paste(Image.fromarray(np.ascontiguousarray(np.repeat(bar[None], 16, axis=0))),
+                     (bar_x, y))
         draw.rectangle((bar_x - 1, y - 1, bar_x + bar_w, y + 16), outline=(120, 120, 120))
         y += 16 + gap // 2
         w, _ = size(legend, label_font)

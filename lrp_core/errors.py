@@ -10,7 +10,8 @@ class LRPError(Exception):
 
 
 class LRPCompatibilityError(LRPError, TypeError):
-    """A rule was assigned to a layer it cannot be applied to (raised when the analyzer is built)."""
+    """A rule was assigned to a layer it cannot be applied to (raised when the analyzer is
+    built)."""
 
 
 class ModelCheckError(LRPError, ValueError):

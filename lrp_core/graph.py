@@ -50,7 +50,8 @@ class GraphBuilder:
     def add(self, layer: Layer, inputs, name: str | None = None) -> int:
         """Append ``layer`` applied to the values ``inputs``; the index of its output value."""
         if isinstance(layer, Graph):
-            raise TypeError("GraphBuilder.add takes a layer; call a graph on a symbolic tensor to inline it")
+            raise TypeError("GraphBuilder.add takes a layer; call a graph on a symbolic tensor "
+                            "to inline it")
         if not isinstance(layer, Layer):
             raise TypeError(f"{layer!r} is not an lrp_core layer")
         inputs = tuple(int(j) for j in inputs)
@@ -112,7 +113,8 @@ class Graph(Layer):
             if not isinstance(node.layer, Layer):
                 raise TypeError(f"node {i}: {node.layer!r} is not an lrp_core layer")
             if any(not 0 <= j <= i for j in node.inputs):
-                raise ValueError(f"node {i} reads a value that is not computed before it: {node.inputs}")
+                raise ValueError(f"node {i} reads a value that is not computed before it: "
+                                 f"{node.inputs}")
         self.nodes: tuple[Node, ...] = tuple(nodes)
 
     # -- sequence protocol ---------------------------------------------------------------------
@@ -151,7 +153,7 @@ class Graph(Layer):
     def forward(self, x):
         values = [x]
         remaining = [len(r) for r in self.consumers()]
-        for i, node in enumerate(self.nodes):
+        for node in self.nodes:
             values.append(node.layer.forward(*(values[j] for j in node.inputs)))
             for j in node.inputs:  # free what no later node reads
                 remaining[j] -= 1
@@ -164,12 +166,14 @@ class Graph(Layer):
 
     def with_layers(self, layers) -> Graph:
         """The same wiring with other layers (one per node)."""
-        return Graph.from_nodes(Node(layer, node.inputs, node.name) for layer, node in zip(layers, self.nodes))
+        return Graph.from_nodes(Node(layer, node.inputs, node.name)
+                                for layer, node in zip(layers, self.nodes))
 
     def _inline(self, builder: GraphBuilder, symbol: Symbol) -> Symbol:
         indices = [symbol.index]
         for node in self.nodes:
-            indices.append(builder.add(node.layer, tuple(indices[j] for j in node.inputs), node.name))
+            indices.append(builder.add(node.layer, tuple(indices[j] for j in node.inputs),
+                                       node.name))
         return Symbol(builder, indices[-1])
 
     # -- display -------------------------------------------------------------------------------
@@ -182,7 +186,8 @@ class Graph(Layer):
         width = len(str(len(self) - 1))
         for i, node in enumerate(self.nodes):
             name = f"{node.name}: " if node.name else ""
-            wiring = "" if chain else "  <- " + ", ".join("input" if j == 0 else str(j - 1) for j in node.inputs)
+            wiring = "" if chain else "  <- " + ", ".join("input" if j == 0 else str(j - 1)
+                                                          for j in node.inputs)
             lines.append(f"  {i:>{width}}  {name}{node.layer.describe()}{wiring}")
         lines.append(")")
         return "\n".join(lines)

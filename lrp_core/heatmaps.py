@@ -54,8 +54,9 @@ PRESETS = {
 _DEFAULT = PRESETS["attribution"]
 
 
-def heatmap(val, analyzer=None, output_selection=None, *, colormap=None, reduce=None, rangescale=None,
-            percentile=None, process_batch: bool = False, overlay=None, alpha: float = 0.6) -> list[np.ndarray]:
+def heatmap(val, analyzer=None, output_selection=None, *, colormap=None, reduce=None,
+            rangescale=None, percentile=None, process_batch: bool = False, overlay=None,
+            alpha: float = 0.6) -> list[np.ndarray]:
     """One ``H x W x 3`` uint8 NumPy image per sample of a batch of relevance.
 
     ``heatmap(expl)`` renders an :class:`~lrp_core.Explanation`; ``heatmap(array)`` a relevance
@@ -79,10 +80,12 @@ def heatmap(val, analyzer=None, output_selection=None, *, colormap=None, reduce=
     """
     if analyzer is not None:
         if not callable(analyzer):
-            raise TypeError(f"heatmap(x, analyzer): the analyzer must be callable, got {analyzer!r}")
+            raise TypeError(f"heatmap(x, analyzer): the analyzer must be callable, "
+                            f"got {analyzer!r}")
         val = analyzer(val, output_selection)
     elif output_selection is not None:
-        raise TypeError("output_selection needs an analyzer: heatmap(x, analyzer, output_selection)")
+        raise TypeError("output_selection needs an analyzer: "
+                        "heatmap(x, analyzer, output_selection)")
     inputs = None
     preset = _DEFAULT
     if isinstance(val, Explanation):
@@ -95,7 +98,8 @@ def heatmap(val, analyzer=None, output_selection=None, *, colormap=None, reduce=
     if reduce not in REDUCTIONS:
         raise ValueError(f"reduce={reduce!r} is not one of {', '.join(map(repr, REDUCTIONS))}")
     if rangescale not in RANGESCALES:
-        raise ValueError(f"rangescale={rangescale!r} is not one of {', '.join(map(repr, RANGESCALES))}")
+        raise ValueError(f"rangescale={rangescale!r} is not one of "
+                         f"{', '.join(map(repr, RANGESCALES))}")
     if percentile is not None and not 0 < float(percentile) <= 100:
         raise ValueError(f"percentile must be in (0, 100], got {percentile!r}")
     if not 0.0 <= float(alpha) <= 1.0:
@@ -127,12 +131,14 @@ def _colormap(colormap):
     try:
         return cmap.Colormap(colormap)
     except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"unknown colormap {colormap!r}: use a name of the cmap library, for example "
-                         "'seismic', 'bwr', 'RdBu_r', 'coolwarm', 'inferno', 'viridis' or 'gray'") from error
+        raise ValueError(f"unknown colormap {colormap!r}: use a name of the cmap library, for "
+                         "example 'seismic', 'bwr', 'RdBu_r', 'coolwarm', 'inferno', 'viridis' "
+                         "or 'gray'") from error
 
 
 def _host(array) -> np.ndarray:
-    """A float64 NumPy copy of an array of any namespace (low-precision floats go through float32)."""
+    """A float64 NumPy copy of an array of any namespace (low-precision floats go through
+    float32)."""
     if not isinstance(array, np.ndarray):
         try:
             xp = namespace_of(array)
@@ -150,7 +156,8 @@ def _batch_nchw(array, what: str) -> np.ndarray:
     if array.ndim == 3:
         array = array[:, None]
     if array.ndim != 4:
-        raise ValueError(f"the {what} must be batch first, (N, C, H, W) or (N, H, W); got shape {array.shape}")
+        raise ValueError(f"the {what} must be batch first, (N, C, H, W) or (N, H, W); "
+                         f"got shape {array.shape}")
     return array
 
 
@@ -166,7 +173,8 @@ def _rangescale(maps: list, rangescale: str, percentile) -> list[np.ndarray]:
             return [np.full(x.shape, 0.5) for x in maps]
         return [x / (2.0 * m) + 0.5 for x in maps]
     if percentile is not None:
-        lo, hi = (float(v) for v in np.percentile(values, [100.0 - float(percentile), float(percentile)]))
+        lo, hi = (float(v) for v in np.percentile(values, [100.0 - float(percentile),
+                                                           float(percentile)]))
     else:
         lo, hi = float(values.min()), float(values.max())
     if hi <= lo:
@@ -197,7 +205,8 @@ def _overlay_images(overlay, inputs, n: int):
     if len(images) != n:
         raise ValueError(f"got {len(images)} overlay images for {n} heatmaps")
     return [np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else
-            np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3] for image in images]
+            np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
+            for image in images]
 
 
 def _blend(image: np.ndarray, rgb: np.ndarray, alpha: float) -> np.ndarray:

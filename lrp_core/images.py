@@ -25,7 +25,8 @@ def _as_uint8_image(image) -> np.ndarray:
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
     if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (3, 4))):
-        raise ValueError(f"an image is H x W, H x W x 3 or H x W x 4; got an array of shape {image.shape}")
+        raise ValueError(f"an image is H x W, H x W x 3 or H x W x 4; got an array of shape "
+                         f"{image.shape}")
     if image.dtype != np.uint8:
         if not np.issubdtype(image.dtype, np.floating):
             raise ValueError(f"an image is uint8, or float in [0, 1]; got dtype {image.dtype}")
@@ -51,7 +52,8 @@ def load_image(path, mode: str = "RGB") -> np.ndarray:
     Image = _pil()
     with Image.open(os.fspath(path)) as img:
         img.load()
-        if img.mode.startswith("I") or img.mode == "F":  # 16/32-bit grey: scale to 8 bits by the maximum
+        # 16/32-bit grey: scale to 8 bits by the maximum
+        if img.mode.startswith("I") or img.mode == "F":
             array = np.asarray(img, dtype=np.float64)
             grey = np.rint(np.clip(array / max(array.max(), 1.0), 0, 1) * 255).astype(np.uint8)
             return grey if mode == "L" else np.asarray(Image.fromarray(grey).convert(mode))
@@ -83,8 +85,10 @@ def resize(array, size: tuple[int, int], *, smooth: bool = True) -> np.ndarray:
     if array.dtype == np.uint8:
         return np.asarray(Image.fromarray(array).resize((width, height), method))
     if array.ndim != 2:
-        raise ValueError(f"resize takes uint8 images or 2-d float maps, got {array.dtype} {array.shape}")
-    out = Image.fromarray(np.asarray(array, dtype=np.float32), mode="F").resize((width, height), method)
+        raise ValueError(f"resize takes uint8 images or 2-d float maps, "
+                         f"got {array.dtype} {array.shape}")
+    out = Image.fromarray(np.asarray(array, dtype=np.float32), mode="F").resize((width, height),
+                                                                                method)
     return np.asarray(out, dtype=np.float64)
 
 
@@ -99,8 +103,8 @@ def to_model_input(image: np.ndarray, channels: int, size: tuple[int, int], *, m
     elif channels == 3 and image.ndim == 2:
         image = np.stack([image] * 3, axis=-1)
     elif channels not in (1, 3):
-        raise ValueError(f"the model takes {channels} input channels; images give 1 (grey) or 3 (RGB): "
-                         "pass the inputs as .npy arrays instead")
+        raise ValueError(f"the model takes {channels} input channels; images give 1 (grey) or "
+                         "3 (RGB): pass the inputs as .npy arrays instead")
     image = resize(image, size)
     x = image.astype(np.float64) / 255.0
     x = x[None] if x.ndim == 2 else np.moveaxis(x, -1, 0)

@@ -45,7 +45,8 @@ def lenet5_digits(dtype=np.float32, *, path=None) -> Graph:
 
 
 def random_lenet5(seed: int = 0, dtype=np.float64) -> Graph:
-    """LeNet-5 (see :func:`lenet5`) with seeded random weights (He-scaled), for examples and tests."""
+    """LeNet-5 (see :func:`lenet5`) with seeded random weights (He-scaled), for examples and
+    tests."""
     rng = np.random.default_rng(seed)
 
     def he(*shape):

@@ -112,6 +112,7 @@ def preset(name: str, *, low=None, high=None, **options) -> Composite:
         raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
     if key in NEEDS_BOUNDS:
         if low is None or high is None:
-            raise ValueError(f"the preset {name!r} needs the input bounds: preset({name!r}, low=..., high=...)")
+            raise ValueError(f"the preset {name!r} needs the input bounds: "
+                             f"preset({name!r}, low=..., high=...)")
         return PRESETS[key](low, high, **options)
     return PRESETS[key](**options)

@@ -53,5 +53,6 @@ def as_graph(model) -> Graph:
         return from_onnx(model)
     if any(c.__module__.split(".")[0] == "torch" for c in type(model).__mro__):
         return from_torch(model)
-    raise TypeError(f"cannot explain a {type(model).__name__}: pass an lrp_core graph (lrp.Chain(...)), "
-                    "a torch.nn.Module, an onnx.ModelProto or a path to a .onnx file")
+    raise TypeError(f"cannot explain a {type(model).__name__}: pass an lrp_core graph "
+                    "(lrp.Chain(...)), a torch.nn.Module, an onnx.ModelProto or a path to a "
+                    ".onnx file")

@@ -304,8 +304,9 @@ class PassRule(LRPRule):
         (a,) = inputs
         if tuple(a.shape) != tuple(relevance.shape):
             if _size(a.shape) != _size(relevance.shape):
-                raise ValueError(f"PassRule on {layer.describe()}: the input shape {tuple(a.shape)} and "
-                                 f"the output shape {tuple(relevance.shape)} differ in size")
+                raise ValueError(f"PassRule on {layer.describe()}: the input shape "
+                                 f"{tuple(a.shape)} and the output shape "
+                                 f"{tuple(relevance.shape)} differ in size")
             relevance = namespace_of(relevance).reshape(relevance, a.shape)
         return (relevance,)
 
@@ -386,16 +387,17 @@ def _map_bounds(affine, low, high, layer, where: str):
     if affine.axis is not None:
         if not isinstance(layer, ConvLayer):
             raise LRPCompatibilityError(
-                f"ZBoxRule on {where}: its input is normalised channel-wise and the input's rank is "
-                "not known, so the bounds cannot be mapped; give them in the normalised space, as "
-                "arrays of one normalised input's shape, on a layer map (lrp.LayerMap(index, "
+                f"ZBoxRule on {where}: its input is normalised channel-wise and the input's rank "
+                "is not known, so the bounds cannot be mapped; give them in the normalised space, "
+                "as arrays of one normalised input's shape, on a layer map (lrp.LayerMap(index, "
                 "lrp.ZBoxRule(low, high))) with canonize=False, or remove the normalisation")
         channel_shape = (-1,) + (1,) * layer.spatial_dims
         scale = xp.reshape(scale, channel_shape)
         shift = None if shift is None else xp.reshape(shift, channel_shape)
 
     def through(bound):
-        bound = float(bound) if isinstance(bound, (int, float)) else to_namespace(bound, xp, device, dtype)
+        bound = (float(bound) if isinstance(bound, (int, float))
+                 else to_namespace(bound, xp, device, dtype))
         mapped = bound * scale
         return mapped if shift is None else mapped + shift
 
@@ -462,7 +464,8 @@ class AlphaBetaRule(LRPRule):
 
     def __post_init__(self):
         if self.alpha < 0 or self.beta < 0:
-            raise ValueError(f"AlphaBetaRule needs alpha >= 0 and beta >= 0, got alpha={self.alpha}, beta={self.beta}")
+            raise ValueError(f"AlphaBetaRule needs alpha >= 0 and beta >= 0, "
+                             f"got alpha={self.alpha}, beta={self.beta}")
         if abs(self.alpha - self.beta - 1.0) > 1e-12:
             raise ValueError(f"AlphaBetaRule needs alpha - beta = 1 (relevance conservation), "
                              f"got alpha={self.alpha}, beta={self.beta}")
@@ -490,7 +493,8 @@ class AlphaBetaRule(LRPRule):
             result = self.alpha * result
         if self.beta != 0.0:
             # z⁻ = W⁻a⁺ + b⁻ + W⁺a⁻
-            negative = self._part(relevance, a_pos, a_neg, m.negative, m.positive_weight, nonnegative)
+            negative = self._part(relevance, a_pos, a_neg, m.negative, m.positive_weight,
+                                  nonnegative)
             result = result - self.beta * negative
         return (result,)
 
@@ -513,7 +517,8 @@ class GeneralizedGammaRule(LRPRule):
     def modify_layer(self, layer):
         g = self.gamma
         # positive: W_γ⁺ = W + γW⁺ (bias b + γb⁺); negative: W_γ⁻ = W + γW⁻ (bias b + γb⁻)
-        return sign_split(layer, lambda p: p + g * keep_positive(p), lambda p: p + g * keep_negative(p))
+        return sign_split(layer, lambda p: p + g * keep_positive(p),
+                          lambda p: p + g * keep_negative(p))
 
     def propagate(self, layer, modified_layer, inputs, relevance, hints: StepHints = NO_HINTS):
         (a,) = inputs
@@ -530,15 +535,18 @@ class GeneralizedGammaRule(LRPRule):
             s_r = r_right / self.modify_denominator(z_r)
             return (a * (back_l(s_l)[0] + back_r(s_r)[0]),)
         a_pos, a_neg = keep_positive(a), keep_negative(a)
-        # W_γ⁺ applied to a⁺ (with bias b + γb⁺) and to a⁻; W_γ⁻ applied to a⁻ and to a⁺ (bias b + γb⁻)
+        # W_γ⁺ applied to a⁺ (with bias b + γb⁺) and to a⁻; W_γ⁻ applied to a⁻ and to a⁺
+        # (bias b + γb⁻)
         zl_pos, back_gp = m.positive.linearize(a_pos)
         zl_neg, back_gn = m.negative_weight.linearize(a_neg)
         zr_pos, _ = m.negative.linearize(a_pos)
         zr_neg = m.positive_weight.preactivation(a_neg)
         s_l = r_left / self.modify_denominator(zl_pos + zl_neg)
         s_r = r_right / self.modify_denominator(zr_pos + zr_neg)
-        # pullbacks are linear in s and do not depend on the input: back_gp is W_γ⁺ᵀ, back_gn is W_γ⁻ᵀ
-        return (a_pos * (back_gp(s_l)[0] + back_gn(s_r)[0]) + a_neg * (back_gn(s_l)[0] + back_gp(s_r)[0]),)
+        # pullbacks are linear in s and do not depend on the input: back_gp is W_γ⁺ᵀ, back_gn is
+        # W_γ⁻ᵀ
+        return (a_pos * (back_gp(s_l)[0] + back_gn(s_r)[0])
+                + a_neg * (back_gn(s_l)[0] + back_gp(s_r)[0]),)
 
 
 @dataclass(frozen=True, repr=False)

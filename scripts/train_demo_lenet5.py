@@ -1,4 +1,5 @@
-"""Train the LeNet-5 that ``lrp demo`` explains, reproducibly, and write its weights and sample digits.
+"""Train the LeNet-5 that ``lrp demo`` explains, reproducibly, and write its weights and sample
+digits.
 
     pip install torch scikit-learn          # needed here only; the demo itself runs on NumPy
     python scripts/train_demo_lenet5.py     # writes lrp_core/data/lenet5_digits.npz and digits.npz
@@ -120,7 +121,8 @@ def main() -> None:
           f"on {len(y_test)} held-out digits, trained on {len(y_train)}")
 
     args.out.mkdir(parents=True, exist_ok=True)
-    weights = {name: p.detach().numpy().astype(np.float32) for name, p in model.state_dict().items()}
+    weights = {name: p.detach().numpy().astype(np.float32)
+               for name, p in model.state_dict().items()}
     np.savez_compressed(
         args.out / "lenet5_digits.npz", **weights,
         heldout_accuracy=np.float64(heldout), n_train=np.int64(len(y_train)),

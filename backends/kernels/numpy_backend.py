@@ -160,7 +160,8 @@ def avg_pool(x, *, kernel, stride, padding, ceil_mode, count_include_pad):
     total = np.zeros(windows.shape[:2 + d], dtype=x.dtype)
     for tap in taps(kernel):
         total += windows[(..., *tap)]
-    return total / divisor_grid(spatial, kernel, stride, padding, out, count_include_pad).astype(x.dtype)
+    return total / divisor_grid(spatial, kernel, stride, padding, out,
+                                count_include_pad).astype(x.dtype)
 
 
 def avg_pool_transpose(g, *, kernel, stride, padding, ceil_mode, count_include_pad, input_shape):
@@ -172,7 +173,8 @@ def avg_pool_transpose(g, *, kernel, stride, padding, ceil_mode, count_include_p
     spatial = input_shape[2:]
     out = output_spatial_shape(spatial, kernel, stride, padding, ones, ceil_mode)
     check_shape(g.shape, (*input_shape[:2], *out), "avg_pool_transpose: g (the pooled output)")
-    share = g / divisor_grid(spatial, kernel, stride, padding, out, count_include_pad).astype(g.dtype)
+    share = g / divisor_grid(spatial, kernel, stride, padding, out,
+                             count_include_pad).astype(g.dtype)
     return _add_taps([share] * math.prod(kernel), input_shape, kernel, stride,
                      padding, ones, out, share.dtype)
 

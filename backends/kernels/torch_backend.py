@@ -45,8 +45,8 @@ from lrp_core.kernels.shapes import (
     pool_spatial_dims,
 )
 
-__all__ = ["TorchBackend", "BACKEND", "conv", "conv_transpose", "max_pool", "max_pool_transpose", "avg_pool",
-           "avg_pool_transpose", "to_numpy", "from_numpy", "erf", "compute_context"]
+__all__ = ["TorchBackend", "BACKEND", "conv", "conv_transpose", "max_pool", "max_pool_transpose",
+           "avg_pool", "avg_pool_transpose", "to_numpy", "from_numpy", "erf", "compute_context"]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -94,9 +94,11 @@ def _transpose(y, w, *, stride, padding, dilation, groups, input_shape):
     full = [(n - 1) * s + dl * (k - 1) + 1
             for n, s, dl, k in zip(y.shape[2:], stride, dilation, w.shape[2:])]
     extra = [length - (f - 2 * lo) for length, f, (lo, _) in zip(spatial, full, padding)]
-    native = _symmetric(padding) and all(0 <= e < max(s, dl) for e, s, dl in zip(extra, stride, dilation))
+    native = _symmetric(padding) and all(0 <= e < max(s, dl)
+                                         for e, s, dl in zip(extra, stride, dilation))
     if native:
-        return _CONV_T[d](y, w, None, stride, tuple(lo for lo, _ in padding), tuple(extra), groups, dilation)
+        return _CONV_T[d](y, w, None, stride, tuple(lo for lo, _ in padding), tuple(extra),
+                          groups, dilation)
     x = _CONV_T[d](y, w, None, stride, 0, 0, groups, dilation)
     # crop [lo, lo + L) on each axis, zero-filling what lies beyond the full result
     spec: list[int] = []
@@ -106,7 +108,8 @@ def _transpose(y, w, *, stride, padding, dilation, groups, input_shape):
 
 
 def conv_transpose(y, w, *, stride, padding, dilation, groups, input_shape):
-    """The adjoint of :func:`conv` in ``x`` (see :func:`lrp_core.kernels.reference.conv_transpose`)."""
+    """The adjoint of :func:`conv` in ``x`` (see
+    :func:`lrp_core.kernels.reference.conv_transpose`)."""
     input_shape = tuple(int(s) for s in input_shape)
     d = conv_spatial_dims(input_shape, w.shape, groups)
     kernel, stride, padding, dilation = normalize_window(d, w.shape[2:], stride, padding, dilation)
@@ -166,8 +169,9 @@ def max_pool_transpose(g, index, *, kernel, stride, padding, dilation, input_sha
     d = pool_spatial_dims(input_shape)
     kernel, stride, padding, dilation = normalize_window(d, kernel, stride, padding, dilation)
     if tuple(index.shape) != tuple(g.shape) or tuple(g.shape[:2]) != input_shape[:2]:
-        raise ValueError(f"max_pool_transpose: g {tuple(g.shape)} and index {tuple(index.shape)} must "
-                         f"share a shape, with input {input_shape}'s batch and channels")
+        raise ValueError(f"max_pool_transpose: g {tuple(g.shape)} and index "
+                         f"{tuple(index.shape)} must share a shape, with input "
+                         f"{input_shape}'s batch and channels")
     spatial = input_shape[2:]
     flat = torch.zeros_like(index)
     inside = None  # a window of padding only selects a padded cell: it routes nothing
@@ -200,7 +204,8 @@ def avg_pool(x, *, kernel, stride, padding, ceil_mode, count_include_pad):
 
 
 def avg_pool_transpose(g, *, kernel, stride, padding, ceil_mode, count_include_pad, input_shape):
-    """The adjoint of :func:`avg_pool`: each input cell sums ``g / D`` over the windows that read it."""
+    """The adjoint of :func:`avg_pool`: each input cell sums ``g / D`` over the windows that
+    read it."""
     input_shape = tuple(int(s) for s in input_shape)
     d = pool_spatial_dims(input_shape)
     kernel, stride, padding, ones = normalize_window(d, kernel, stride, padding, 1)

@@ -36,7 +36,8 @@ Kernel signatures (``d`` spatial dimensions, arrays batch first)::
     max_pool(x, *, kernel, stride, padding, dilation, ceil_mode)            -> (y, index)
     max_pool_transpose(g, index, *, kernel, stride, padding, dilation, input_shape) -> x
     avg_pool(x, *, kernel, stride, padding, ceil_mode, count_include_pad)   -> y
-    avg_pool_transpose(g, *, kernel, stride, padding, ceil_mode, count_include_pad, input_shape) -> x
+    avg_pool_transpose(g, *, kernel, stride, padding, ceil_mode, count_include_pad,
+                       input_shape) -> x
 
 ``stride``, ``dilation`` and ``kernel`` are tuples of ``d`` ints, ``padding`` a tuple of ``d``
 ``(low, high)`` pairs, ``input_shape`` the full shape of the forward input. ``conv_transpose``
@@ -73,7 +74,8 @@ class Backend:
 
     # -- kernels --------------------------------------------------------------------------------
     def conv(self, x, w, *, stride, padding, dilation, groups):
-        return reference.conv(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+        return reference.conv(x, w, stride=stride, padding=padding, dilation=dilation,
+                              groups=groups)
 
     def conv_transpose(self, y, w, *, stride, padding, dilation, groups, input_shape):
         return reference.conv_transpose(y, w, stride=stride, padding=padding, dilation=dilation,
@@ -197,7 +199,8 @@ def backend_named(name: str) -> Backend:
     """The backend registered for ``name`` (``"torch"``, ``"cupy"``, ...), imported now; an
     ``ImportError`` says what to install when its framework is missing."""
     if name not in _REGISTRY:
-        raise ValueError(f"no backend is registered for {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+        raise ValueError(f"no backend is registered for {name!r}; "
+                         f"known: {', '.join(sorted(_REGISTRY))}")
     try:
         return _load(name)
     except ImportError as error:

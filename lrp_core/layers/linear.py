@@ -60,9 +60,11 @@ class Dense(WeightedLayer):
 
     def __init__(self, weight, bias=None, *, activation=None):
         if len(weight.shape) != 2:
-            raise ValueError(f"Dense weight must be (out_features, in_features), got {tuple(weight.shape)}")
+            raise ValueError(f"Dense weight must be (out_features, in_features), "
+                             f"got {tuple(weight.shape)}")
         if bias is not None and tuple(bias.shape) != (weight.shape[0],):
-            raise ValueError(f"Dense bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+            raise ValueError(f"Dense bias must have shape ({weight.shape[0]},), "
+                             f"got {tuple(bias.shape)}")
         super().__init__(weight, bias, activation)
 
     def linear(self, x, weight):
@@ -113,13 +115,15 @@ class ConvLayer(WeightedLayer):
     def _check_input(self, x):
         if len(x.shape) != self.spatial_dims + 2:
             raise ValueError(f"{self.describe()} expects input of rank {self.spatial_dims + 2} "
-                             f"(batch, channels, {self.spatial_dims} spatial), got shape {tuple(x.shape)}")
+                             f"(batch, channels, {self.spatial_dims} spatial), "
+                             f"got shape {tuple(x.shape)}")
 
     def _options(self) -> str:
         parts = []
         if any(s != 1 for s in self.stride):
             parts.append(f"stride={self.stride}")
-        if self.padding == "valid" or (not isinstance(self.padding, str) and not any(p != (0, 0) for p in self.padding)):
+        if self.padding == "valid" or (not isinstance(self.padding, str)
+                                       and not any(p != (0, 0) for p in self.padding)):
             pass
         else:
             parts.append(f"padding={self.padding}")

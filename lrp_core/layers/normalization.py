@@ -76,11 +76,13 @@ class LayerNorm(NormalizationLayer):
     def axes(self, x) -> tuple[int, ...]:
         ndim, k = len(x.shape), len(self.normalized_shape)
         if tuple(x.shape[ndim - k:]) != self.normalized_shape:
-            raise ValueError(f"LayerNorm{self.normalized_shape} got input of shape {tuple(x.shape)}")
+            raise ValueError(f"LayerNorm{self.normalized_shape} got input of shape "
+                             f"{tuple(x.shape)}")
         return tuple(range(ndim - k, ndim))
 
     def normalize(self, x):
-        """``(x̂, σ)`` with ``x̂ = (x − μ)/σ`` and ``σ = sqrt(var + eps)`` over the normalised axes."""
+        """``(x̂, σ)`` with ``x̂ = (x − μ)/σ`` and ``σ = sqrt(var + eps)`` over the normalised
+        axes."""
         xp = namespace_of(x)
         axes = self.axes(x)
         centered = x - xp.mean(x, axis=axes, keepdims=True)
@@ -128,7 +130,8 @@ class Affine(WeightedLayer, NormalizationLayer):
         if scale is None and shift is None:
             raise ValueError("Affine needs a scale, a shift or both")
         if axis not in (None, 1):
-            raise ValueError(f"Affine's axis is None (broadcast per sample) or 1 (channels), got {axis!r}")
+            raise ValueError(f"Affine's axis is None (broadcast per sample) or 1 (channels), "
+                             f"got {axis!r}")
         if scale is None:  # a shift alone: the scale is ones, so rules see the map's weight
             scale = namespace_of(shift).ones_like(shift)
         super().__init__(scale, shift, None)
@@ -152,7 +155,8 @@ class Affine(WeightedLayer, NormalizationLayer):
     def linear(self, x, weight):
         z = x * self._aligned(weight, x)
         if tuple(z.shape) != tuple(x.shape):
-            raise ValueError(f"{self.describe()} would change the shape {tuple(x.shape)} to {tuple(z.shape)}")
+            raise ValueError(f"{self.describe()} would change the shape {tuple(x.shape)} "
+                             f"to {tuple(z.shape)}")
         return z
 
     def linear_transpose(self, s, weight, input_shape):
@@ -161,7 +165,8 @@ class Affine(WeightedLayer, NormalizationLayer):
     def add_bias(self, z, bias):
         z2 = z + self._aligned(bias, z)
         if tuple(z2.shape) != tuple(z.shape):
-            raise ValueError(f"{self.describe()} would change the shape {tuple(z.shape)} to {tuple(z2.shape)}")
+            raise ValueError(f"{self.describe()} would change the shape {tuple(z.shape)} "
+                             f"to {tuple(z2.shape)}")
         return z2
 
     def output_nonnegative(self, inputs_nonnegative):

@@ -38,7 +38,8 @@ class PoolingLayer(LinearizableLayer):
 def _spatial(x) -> int:
     d = len(x.shape) - 2
     if d not in (1, 2, 3):
-        raise ValueError(f"pooling expects (batch, channels, 1-3 spatial axes), got shape {tuple(x.shape)}")
+        raise ValueError(f"pooling expects (batch, channels, 1-3 spatial axes), "
+                         f"got shape {tuple(x.shape)}")
     return d
 
 
@@ -97,7 +98,8 @@ class MaxPool(_WindowPool):
 class AvgPool(_WindowPool):
     """Average pooling, torch semantics for ``count_include_pad`` and ``ceil_mode``."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True):
         super().__init__(kernel_size, stride, padding, ceil_mode)
         self.count_include_pad = bool(count_include_pad)
 
@@ -131,7 +133,8 @@ def _adaptive_windows(length: int, out: int):
 
 def _output_sizes(output_size, x):
     d = _spatial(x)
-    sizes = (output_size,) * d if isinstance(output_size, int) or output_size is None else tuple(output_size)
+    sizes = ((output_size,) * d if isinstance(output_size, int) or output_size is None
+             else tuple(output_size))
     if len(sizes) != d:
         raise ValueError(f"output_size {output_size} does not match {d} spatial axes")
     return tuple(x.shape[2 + i] if s is None else int(s) for i, s in enumerate(sizes))

@@ -33,7 +33,8 @@ class Flatten(ReshapingLayer):
         start = self.start_dim % len(shape)
         end = self.end_dim % len(shape)
         if start > end:
-            raise ValueError(f"Flatten({self.start_dim}, {self.end_dim}) is empty for shape {shape}")
+            raise ValueError(f"Flatten({self.start_dim}, {self.end_dim}) is empty "
+                             f"for shape {shape}")
         return namespace_of(x).reshape(x, shape[:start] + (-1,) + shape[end + 1:])
 
     def describe(self):
@@ -87,7 +88,8 @@ class ZeroPad(ReshapingLayer):
             for count in (lo, hi):
                 shape = list(x.shape)
                 shape[axis] = count
-                pieces.append(xp.zeros(tuple(shape), dtype=x.dtype, device=device) if count else None)
+                pieces.append(xp.zeros(tuple(shape), dtype=x.dtype, device=device) if count
+                              else None)
             if lo or hi:
                 x = xp.concat([p for p in (pieces[0], x, pieces[1]) if p is not None], axis=axis)
         return x
