@@ -34,8 +34,8 @@ def test_help_lists_the_commands():
     assert "demo" in done.stdout and "explain" in done.stdout
     explain_help = lrp_cli("explain", "--help")
     assert explain_help.returncode == 0
-    for option in ("--composite", "--output-selection", "--out", "--backend", "--mean", "--std", "--overlay",
-                   "--save-relevance", "epsilon-plus-flat"):
+    for option in ("--composite", "--output-selection", "--out", "--backend", "--mean", "--std",
+                   "--overlay", "--save-relevance", "epsilon-plus-flat"):
         assert option in explain_help.stdout
 
 
@@ -75,7 +75,8 @@ def test_a_pytorch_pickle_is_refused_without_being_opened(tmp_path, suffix):
 @pytest.fixture(scope="module")
 def mnist8():
     path = data_path("onnx-model-zoo", "mnist-8.onnx")
-    pytest.importorskip("onnx", reason="lrp explain on an ONNX file needs the onnx package (lrp-core[onnx])")
+    pytest.importorskip("onnx", reason="lrp explain on an ONNX file needs the onnx package "
+                                       "(lrp-core[onnx])")
     if importlib.util.find_spec("onnx") is None:
         pytest.skip("onnx is not installed")
     return path
@@ -88,7 +89,8 @@ def digits(tmp_path_factory):
     folder = tmp_path_factory.mktemp("mnist")
     pngs, arrays = [], []
     for i, (image, label) in enumerate(zip(images, labels)):
-        pngs.append(lrp.save_image(folder / f"mnist{i}_label{label}.png", np.rint(image[0] * 255).astype(np.uint8)))
+        pngs.append(lrp.save_image(folder / f"mnist{i}_label{label}.png",
+                                   np.rint(image[0] * 255).astype(np.uint8)))
         arrays.append(folder / f"mnist{i}.npy")
         np.save(arrays[-1], image)
     return images, labels, pngs, arrays
@@ -114,7 +116,8 @@ def test_explain_mnist8_writes_a_heatmap_per_digit(mnist8, digits, tmp_path):
         assert heat.is_file(), done.stdout
         image = read_png(heat)
         assert image.shape == (224, 224, 3)  # 28x28, drawn 8x larger
-        relevance = np.load(tmp_path / f"{stem}_lrp_epsilon-plus-flat_out{labels[i]}.npy", allow_pickle=False)
+        relevance = np.load(tmp_path / f"{stem}_lrp_epsilon-plus-flat_out{labels[i]}.npy",
+                            allow_pickle=False)
         assert relevance.shape == (1, 28, 28)
         np.testing.assert_allclose(relevance, expected.val[i], rtol=1e-5, atol=1e-7)
         # red where the relevance is positive, blue where it is negative, white where it is 0
@@ -130,19 +133,22 @@ def test_explain_mnist8_writes_a_heatmap_per_digit(mnist8, digits, tmp_path):
 
 def test_explain_npy_inputs_equal_png_inputs(mnist8, digits, tmp_path):
     _, labels, pngs, arrays = digits
-    a = lrp_cli("explain", mnist8, pngs[0], "--out", tmp_path / "png", "--save-relevance", "--composite", "epsilon-plus")
-    b = lrp_cli("explain", mnist8, arrays[0], "--out", tmp_path / "npy", "--save-relevance", "--composite", "epsilon-plus")
+    a = lrp_cli("explain", mnist8, pngs[0], "--out", tmp_path / "png", "--save-relevance",
+                "--composite", "epsilon-plus")
+    b = lrp_cli("explain", mnist8, arrays[0], "--out", tmp_path / "npy", "--save-relevance",
+                "--composite", "epsilon-plus")
     assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
     ra = np.load(next((tmp_path / "png").glob("*.npy")))
     rb = np.load(next((tmp_path / "npy").glob("*.npy")))
     np.testing.assert_array_equal(ra, rb)  # MNIST pixels are k/255: the PNG round trip is exact
 
 
-@pytest.mark.parametrize("composite", ["epsilon-plus", "epsilon-alpha2-beta1", "epsilon-alpha2-beta1-flat",
-                                       "epsilon-gamma-box", "zero"])
+@pytest.mark.parametrize("composite", ["epsilon-plus", "epsilon-alpha2-beta1",
+                                       "epsilon-alpha2-beta1-flat", "epsilon-gamma-box", "zero"])
 def test_explain_every_composite_name(mnist8, digits, tmp_path, composite):
     _, labels, pngs, _ = digits
-    done = lrp_cli("explain", mnist8, pngs[1], "--composite", composite, "--out", tmp_path, "--quiet")
+    done = lrp_cli("explain", mnist8, pngs[1], "--composite", composite, "--out", tmp_path,
+                   "--quiet")
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
     assert (tmp_path / f"{Path(pngs[1]).stem}_lrp_{composite}_out{labels[1]}.png").is_file()
@@ -150,8 +156,8 @@ def test_explain_every_composite_name(mnist8, digits, tmp_path, composite):
 
 def test_explain_output_selection_overlay_and_progress_bar(mnist8, digits, tmp_path):
     _, _, pngs, _ = digits
-    done = lrp_cli("explain", mnist8, *pngs, "--output-selection", "3", "--overlay", "--out", tmp_path,
-                   "--batch-size", "4")
+    done = lrp_cli("explain", mnist8, *pngs, "--output-selection", "3", "--overlay",
+                   "--out", tmp_path, "--batch-size", "4")
     assert done.returncode == 0, done.stderr
     written = sorted(tmp_path.glob("*.png"))
     assert len(written) == len(pngs)
@@ -177,7 +183,8 @@ def test_explain_torch_backend_agrees_with_numpy(mnist8, digits, tmp_path):
     pytest.importorskip("torch")
     _, _, pngs, _ = digits
     a = lrp_cli("explain", mnist8, pngs[2], "--out", tmp_path / "np", "--save-relevance")
-    b = lrp_cli("explain", mnist8, pngs[2], "--out", tmp_path / "torch", "--save-relevance", "--backend", "torch")
+    b = lrp_cli("explain", mnist8, pngs[2], "--out", tmp_path / "torch", "--save-relevance",
+                "--backend", "torch")
     assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
     np.testing.assert_allclose(np.load(next((tmp_path / "torch").glob("*.npy"))),
                                np.load(next((tmp_path / "np").glob("*.npy"))), rtol=1e-4, atol=1e-6)
@@ -192,19 +199,24 @@ def test_explain_torch_backend_agrees_with_numpy(mnist8, digits, tmp_path):
 ])
 def test_explain_mistakes_are_one_line(mnist8, digits, tmp_path, extra, fragments, code):
     _, _, pngs, _ = digits
-    assert_one_line_error(lrp_cli("explain", mnist8, pngs[0], "--out", tmp_path, *extra), *fragments, code=code)
+    assert_one_line_error(lrp_cli("explain", mnist8, pngs[0], "--out", tmp_path, *extra),
+                          *fragments, code=code)
 
 
 def test_explain_input_mistakes_are_one_line(mnist8, tmp_path):
-    assert_one_line_error(lrp_cli("explain", mnist8, tmp_path / "missing.png"), "input file not found")
+    assert_one_line_error(lrp_cli("explain", mnist8, tmp_path / "missing.png"),
+                          "input file not found")
     (tmp_path / "notes.txt").write_text("hello")
     assert_one_line_error(lrp_cli("explain", mnist8, tmp_path / "notes.txt"), "images (PNG, JPEG")
     (tmp_path / "broken.png").write_bytes(b"not a png")
-    assert_one_line_error(lrp_cli("explain", mnist8, tmp_path / "broken.png", "--out", tmp_path), "broken.png")
+    assert_one_line_error(lrp_cli("explain", mnist8, tmp_path / "broken.png", "--out", tmp_path),
+                          "broken.png")
     np.save(tmp_path / "wrong.npy", np.zeros((3, 5)))
-    assert_one_line_error(lrp_cli("explain", mnist8, tmp_path / "wrong.npy", "--out", tmp_path), "shape (3, 5)")
+    assert_one_line_error(lrp_cli("explain", mnist8, tmp_path / "wrong.npy", "--out", tmp_path),
+                          "shape (3, 5)")
     (tmp_path / "fake.onnx").write_bytes(b"\x00garbage")
-    assert_one_line_error(lrp_cli("explain", tmp_path / "fake.onnx", tmp_path / "wrong.npy"), "fake.onnx")
+    assert_one_line_error(lrp_cli("explain", tmp_path / "fake.onnx", tmp_path / "wrong.npy"),
+                          "fake.onnx")
 
 
 # -- lrp explain on a small RGB model (written here with onnx.helper) --------------------------
@@ -231,8 +243,10 @@ def rgb_models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("rgb")
     paths = {}
     for name, dims in (("fixed", [1, 3, 32, 32]), ("open", ["N", 3, "H", "W"])):
-        graph = helper.make_graph(nodes, "rgb", [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
-                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [dims[0], 5])], weights)
+        graph = helper.make_graph(nodes, "rgb",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+                                                                 [dims[0], 5])], weights)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
         onnx.checker.check_model(model)
         paths[name] = folder / f"rgb_{name}.onnx"
@@ -249,8 +263,9 @@ def test_explain_rgb_jpeg_with_per_channel_mean_std_and_overlay(rgb_models, tmp_
     from lrp_core.images import load_image, to_model_input
 
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    done = lrp_cli("explain", rgb_models["fixed"], rgb_models["photo"], "--out", tmp_path, "--overlay",
-                   "--save-relevance", "--mean", ",".join(map(str, mean)), "--std", ",".join(map(str, std)))
+    done = lrp_cli("explain", rgb_models["fixed"], rgb_models["photo"], "--out", tmp_path,
+                   "--overlay", "--save-relevance", "--mean", ",".join(map(str, mean)),
+                   "--std", ",".join(map(str, std)))
     assert done.returncode == 0, done.stderr
     x = to_model_input(load_image(rgb_models["photo"]), 3, (32, 32), mean=mean, std=std)[None]
     expected = lrp.LRP(str(rgb_models["fixed"]), lrp.EpsilonPlusFlat())(x)
@@ -264,8 +279,8 @@ def test_explain_rgb_jpeg_with_per_channel_mean_std_and_overlay(rgb_models, tmp_
 def test_explain_open_input_size_needs_size(rgb_models, tmp_path):
     done = lrp_cli("explain", rgb_models["open"], rgb_models["photo"], "--out", tmp_path)
     assert_one_line_error(done, "--size HxW", "(?, 3, ?, ?)")
-    done = lrp_cli("explain", rgb_models["open"], rgb_models["photo"], "--out", tmp_path, "--size", "24x24",
-                   "--composite", "epsilon-gamma-box")
+    done = lrp_cli("explain", rgb_models["open"], rgb_models["photo"], "--out", tmp_path,
+                   "--size", "24x24", "--composite", "epsilon-gamma-box")
     assert done.returncode == 0, done.stderr
     assert read_png(next(tmp_path.glob("*.png"))).shape == (216, 216, 3)  # 24x24, drawn 9x larger
 

@@ -57,7 +57,8 @@ def test_numpy_lenet5_matches_torch_layout():
     images, _ = sample_digits(np.float64)
     with torch.no_grad():
         expected = net.double()(torch.from_numpy(images)).numpy()
-    np.testing.assert_allclose(lenet5_digits(np.float64).forward(images), expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(lenet5_digits(np.float64).forward(images), expected,
+                               rtol=1e-10, atol=1e-10)
 
 
 def test_run_demo_writes_the_figure_and_the_check_is_zero(tmp_path):
@@ -90,7 +91,8 @@ def test_custom_rule_equals_gamma_rule_on_the_shipped_model():
 
 def test_demo_command_on_the_base_install_imports_neither_torch_nor_onnx(tmp_path):
     """Through the real entry point: -X importtime lists every module the process imported."""
-    done = run_cli("demo", "--out", str(tmp_path), "--digits", "3,8", extra_python_flags=("-X", "importtime"))
+    done = run_cli("demo", "--out", str(tmp_path), "--digits", "3,8",
+                   extra_python_flags=("-X", "importtime"))
     assert done.returncode == 0, done.stderr[-2000:]
     assert "MyGammaRule vs GammaRule: max |difference| = 0" in done.stdout
     assert (tmp_path / "demo.png").is_file()
@@ -103,7 +105,8 @@ def test_demo_command_on_the_base_install_imports_neither_torch_nor_onnx(tmp_pat
 
 def test_custom_rules_example_runs(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    done = subprocess.run([sys.executable, str(REPO / "examples" / "custom_rules.py"), "--out", str(tmp_path)],
+    done = subprocess.run([sys.executable, str(REPO / "examples" / "custom_rules.py"),
+                           "--out", str(tmp_path)],
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "MyGammaRule vs GammaRule: max |difference| = 0" in done.stdout

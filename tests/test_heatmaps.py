@@ -27,7 +27,8 @@ def test_one_image_per_sample_hw3_uint8():
     images = lrp.heatmap(np.random.default_rng(0).standard_normal((5, 3, 7, 9)))
     assert isinstance(images, list) and len(images) == 5
     for image in images:
-        assert isinstance(image, np.ndarray) and image.shape == (7, 9, 3) and image.dtype == np.uint8
+        assert (isinstance(image, np.ndarray) and image.shape == (7, 9, 3)
+                and image.dtype == np.uint8)
 
 
 def test_zero_relevance_is_the_middle_colour_under_centered():
@@ -91,8 +92,8 @@ def test_percentile_clipping_lets_an_outlier_not_wash_out_the_rest():
     assert np.all(plain[5, 5] == colour("seismic", 0.5 + 1 / 2000))  # almost white
     np.testing.assert_array_equal(clipped[5, 5], colour("seismic", 1.0))  # clipped: full red
     np.testing.assert_array_equal(clipped[0, 0], colour("seismic", 1.0))
-    extrema = lrp.heatmap(np.arange(100.0).reshape(1, 1, 10, 10), rangescale="extrema", colormap="gray",
-                          percentile=90)[0]
+    extrema = lrp.heatmap(np.arange(100.0).reshape(1, 1, 10, 10), rangescale="extrema",
+                          colormap="gray", percentile=90)[0]
     np.testing.assert_array_equal(extrema[0, 0], colour("gray", 0.0))
     np.testing.assert_array_equal(extrema[9, 9], colour("gray", 1.0))
 
@@ -172,7 +173,8 @@ def test_relevance_of_another_namespace():
     torch = pytest.importorskip("torch")
     r = np.random.default_rng(5).standard_normal((2, 3, 6, 6)).astype(np.float32)
     expected = lrp.heatmap(r)
-    for got in (lrp.heatmap(torch.from_numpy(r)), lrp.heatmap(torch.from_numpy(r).to(torch.bfloat16))):
+    for got in (lrp.heatmap(torch.from_numpy(r)),
+                lrp.heatmap(torch.from_numpy(r).to(torch.bfloat16))):
         assert len(got) == 2
     for a, b in zip(lrp.heatmap(torch.from_numpy(r)), expected):
         np.testing.assert_array_equal(a, b)
@@ -234,7 +236,8 @@ def test_to_model_input_resizes_converts_and_normalises():
     grey = to_model_input(rgb, 1, (10, 20))
     assert grey.shape == (1, 10, 20)
     np.testing.assert_allclose(grey, 76 / 255, atol=1 / 255)  # ITU-R 601 luma of red
-    assert to_model_input(np.full((4, 4), 255, np.uint8), 3, (4, 4)).shape == (3, 4, 4)  # grey → RGB
+    # grey → RGB
+    assert to_model_input(np.full((4, 4), 255, np.uint8), 3, (4, 4)).shape == (3, 4, 4)
     with pytest.raises(ValueError, match="channels"):
         to_model_input(rgb, 4, (5, 10))
 

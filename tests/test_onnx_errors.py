@@ -29,7 +29,8 @@ def conv_model():
     """A small valid model with a weight big enough to truncate inside."""
     nodes = [N("Conv", ["x", "W", "B"], ["c"], name="conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
              N("Relu", ["c"], ["r"], name="relu"), N("GlobalAveragePool", ["r"], ["g"], name="gap"),
-             N("Flatten", ["g"], ["f"], name="flatten"), N("Gemm", ["f", "D"], ["y"], name="fc", transB=1)]
+             N("Flatten", ["g"], ["f"], name="flatten"),
+             N("Gemm", ["f", "D"], ["y"], name="fc", transB=1)]
     return make_model(nodes, (3, 8, 8), {"W": rand(16, 3, 3, 3), "B": rand(16), "D": rand(4, 16)})
 
 
@@ -39,58 +40,68 @@ def assert_names_node(error, name, op_type):
     assert "Supported operators:" in message and "Conv" in message and "Gemm" in message, message
 
 
-# --- unsupported operators -------------------------------------------------------------------------------
+# --- unsupported operators ------------------------------------------------------------------------
 UNSUPPORTED = {
-    "unknown_op": ([N("Erf", ["x"], ["y"], name="my_erf")], {}, 17, "my_erf", "Erf", "no translation"),
-    "product_of_activations": ([N("Relu", ["x"], ["r"]), N("Mul", ["x", "r"], ["y"], name="gate")], {}, 17,
-                               "gate", "Mul", "not linear"),
-    "quotient_of_activations": ([N("Relu", ["x"], ["r"]), N("Div", ["x", "r"], ["y"], name="q")], {}, 17,
-                                "q", "Div", "not linear"),
-    "constant_over_activation": ([N("Div", ["K", "x"], ["y"], name="inv")], {"K": np.float32(1)}, 17, "inv", "Div",
-                                 "not linear"),
-    "reordering_transpose": ([N("Transpose", ["x"], ["y"], name="tp", perm=[0, 2, 1])], {}, 17, "tp", "Transpose",
-                             "reorders"),
-    "transpose_of_batch": ([N("Transpose", ["x"], ["y"], name="tb", perm=[1, 0, 2])], {}, 17, "tb", "Transpose",
-                           "reorders"),
-    "reshape_mixing_batch": ([N("Reshape", ["x", "s"], ["y"], name="rs")], {"s": np.array([-1, 4], np.int64)}, 17,
-                             "rs", "Reshape", "batch"),
-    "reshape_changing_batch": ([N("Reshape", ["x", "s"], ["y"], name="rs2")], {"s": np.array([2, 12], np.int64)}, 17,
-                               "rs2", "Reshape", "batch"),
-    "gather_on_activation": ([N("Gather", ["x", "i"], ["y"], name="g", axis=1)], {"i": np.array([0], np.int64)}, 17,
-                             "g", "Gather", "constants only"),
-    "weight_from_input": ([N("Conv", ["x", "x"], ["y"], name="cw")], {}, 17, "cw", "Conv", "must be a constant"),
-    "general_clip": ([N("Clip", ["x", "lo", "hi"], ["y"], name="clip")], {"lo": np.float32(-1), "hi": np.float32(1)},
-                     13, "clip", "Clip", "ReLU6"),
+    "unknown_op": ([N("Erf", ["x"], ["y"], name="my_erf")], {}, 17, "my_erf", "Erf",
+                   "no translation"),
+    "product_of_activations": ([N("Relu", ["x"], ["r"]), N("Mul", ["x", "r"], ["y"], name="gate")],
+                               {}, 17, "gate", "Mul", "not linear"),
+    "quotient_of_activations": ([N("Relu", ["x"], ["r"]), N("Div", ["x", "r"], ["y"], name="q")],
+                                {}, 17, "q", "Div", "not linear"),
+    "constant_over_activation": ([N("Div", ["K", "x"], ["y"], name="inv")], {"K": np.float32(1)},
+                                 17, "inv", "Div", "not linear"),
+    "reordering_transpose": ([N("Transpose", ["x"], ["y"], name="tp", perm=[0, 2, 1])], {}, 17,
+                             "tp", "Transpose", "reorders"),
+    "transpose_of_batch": ([N("Transpose", ["x"], ["y"], name="tb", perm=[1, 0, 2])], {}, 17,
+                           "tb", "Transpose", "reorders"),
+    "reshape_mixing_batch": ([N("Reshape", ["x", "s"], ["y"], name="rs")],
+                             {"s": np.array([-1, 4], np.int64)}, 17, "rs", "Reshape", "batch"),
+    "reshape_changing_batch": ([N("Reshape", ["x", "s"], ["y"], name="rs2")],
+                               {"s": np.array([2, 12], np.int64)}, 17, "rs2", "Reshape", "batch"),
+    "gather_on_activation": ([N("Gather", ["x", "i"], ["y"], name="g", axis=1)],
+                             {"i": np.array([0], np.int64)}, 17, "g", "Gather", "constants only"),
+    "weight_from_input": ([N("Conv", ["x", "x"], ["y"], name="cw")], {}, 17, "cw", "Conv",
+                          "must be a constant"),
+    "general_clip": ([N("Clip", ["x", "lo", "hi"], ["y"], name="clip")],
+                     {"lo": np.float32(-1), "hi": np.float32(1)}, 13, "clip", "Clip", "ReLU6"),
     "reflect_pad": ([N("Pad", ["x", "p"], ["y"], name="pad", mode="reflect")],
                     {"p": np.array([0, 0, 1, 0, 0, 1], np.int64)}, 13, "pad", "Pad", "zeros"),
     "nonzero_pad": ([N("Pad", ["x", "p", "v"], ["y"], name="pad1")],
-                    {"p": np.array([0, 0, 1, 0, 0, 1], np.int64), "v": np.float32(1)}, 13, "pad1", "Pad", "zeros"),
-    "batch_pad": ([N("Pad", ["x", "p"], ["y"], name="padb")], {"p": np.array([1, 0, 0, 0, 0, 0], np.int64)},
-                  13, "padb", "Pad", "batch"),
-    "concat_batch": ([N("Concat", ["x", "x"], ["y"], name="cat", axis=0)], {}, 13, "cat", "Concat", "batch"),
-    "concat_constant": ([N("Concat", ["x", "K"], ["y"], name="catk", axis=1)], {"K": rand(1, 1, 4)}, 13, "catk",
-                        "Concat", "constant"),
-    "flatten_axis0": ([N("Flatten", ["x"], ["y"], name="fl", axis=0)], {}, 13, "fl", "Flatten", "batch"),
-    "squeeze_batch": ([N("Squeeze", ["x", "a"], ["y"], name="sq")], {"a": np.array([0], np.int64)}, 13, "sq",
-                      "Squeeze", "batch"),
-    "softmax_batch": ([N("Softmax", ["x"], ["y"], name="sm", axis=0)], {}, 13, "sm", "Softmax", "batch"),
-    "constant_per_sample": ([N("Add", ["x", "K"], ["y"], name="addk")], {"K": rand(2, 3, 4)}, 13, "addk", "Add",
-                            "samples of the batch"),
+                    {"p": np.array([0, 0, 1, 0, 0, 1], np.int64), "v": np.float32(1)}, 13, "pad1",
+                    "Pad", "zeros"),
+    "batch_pad": ([N("Pad", ["x", "p"], ["y"], name="padb")],
+                  {"p": np.array([1, 0, 0, 0, 0, 0], np.int64)}, 13, "padb", "Pad", "batch"),
+    "concat_batch": ([N("Concat", ["x", "x"], ["y"], name="cat", axis=0)], {}, 13, "cat", "Concat",
+                     "batch"),
+    "concat_constant": ([N("Concat", ["x", "K"], ["y"], name="catk", axis=1)], {"K": rand(1, 1, 4)},
+                        13, "catk", "Concat", "constant"),
+    "flatten_axis0": ([N("Flatten", ["x"], ["y"], name="fl", axis=0)], {}, 13, "fl", "Flatten",
+                      "batch"),
+    "squeeze_batch": ([N("Squeeze", ["x", "a"], ["y"], name="sq")], {"a": np.array([0], np.int64)},
+                      13, "sq", "Squeeze", "batch"),
+    "softmax_batch": ([N("Softmax", ["x"], ["y"], name="sm", axis=0)], {}, 13, "sm", "Softmax",
+                      "batch"),
+    "constant_per_sample": ([N("Add", ["x", "K"], ["y"], name="addk")], {"K": rand(2, 3, 4)}, 13,
+                            "addk", "Add", "samples of the batch"),
     "maxpool_indices": ([N("MaxPool", ["x"], ["y", "idx"], name="mp", kernel_shape=[2]),
-                         N("Cast", ["idx"], ["unused"], name="cast")], {}, 13, "mp", "MaxPool", "Indices"),
-    "avgpool_dilations": ([N("AveragePool", ["x"], ["y"], name="ap", kernel_shape=[2], dilations=[2])], {}, 19, "ap",
-                          "AveragePool", "dilation"),
-    "matmul_constant_left": ([N("MatMul", ["K", "x"], ["y"], name="mm")], {"K": rand(5, 3)}, 13, "mm", "MatMul",
-                             "constant"),
-    "conv_bad_auto_pad": ([N("Conv", ["x", "W"], ["y"], name="cv", auto_pad="FOO")], {"W": rand(2, 3, 1)}, 13, "cv",
-                          "Conv", "auto_pad"),
-    "conv_channels_mismatch": ([N("Conv", ["x", "W"], ["y"], name="cm")], {"W": rand(2, 5, 1)}, 13, "cm", "Conv",
-                               "does not fit"),
-    "gemm_trans_a": ([N("Flatten", ["x"], ["f"]), N("Gemm", ["f", "B"], ["y"], name="gm", transA=1)],
+                         N("Cast", ["idx"], ["unused"], name="cast")], {}, 13, "mp", "MaxPool",
+                        "Indices"),
+    "avgpool_dilations": ([N("AveragePool", ["x"], ["y"], name="ap", kernel_shape=[2],
+                             dilations=[2])], {}, 19, "ap", "AveragePool", "dilation"),
+    "matmul_constant_left": ([N("MatMul", ["K", "x"], ["y"], name="mm")], {"K": rand(5, 3)}, 13,
+                             "mm", "MatMul", "constant"),
+    "conv_bad_auto_pad": ([N("Conv", ["x", "W"], ["y"], name="cv", auto_pad="FOO")],
+                          {"W": rand(2, 3, 1)}, 13, "cv", "Conv", "auto_pad"),
+    "conv_channels_mismatch": ([N("Conv", ["x", "W"], ["y"], name="cm")], {"W": rand(2, 5, 1)}, 13,
+                               "cm", "Conv", "does not fit"),
+    "gemm_trans_a": ([N("Flatten", ["x"], ["f"]),
+                      N("Gemm", ["f", "B"], ["y"], name="gm", transA=1)],
                      {"B": rand(12, 2)}, 13, "gm", "Gemm", "transA"),
-    "malformed_node": ([N("MaxPool", ["x"], ["y"], name="nokernel")], {}, 13, "nokernel", "MaxPool", "TypeError"),
+    "malformed_node": ([N("MaxPool", ["x"], ["y"], name="nokernel")], {}, 13, "nokernel", "MaxPool",
+                       "TypeError"),
     "dropout_training": ([N("Dropout", ["x", "r", "t"], ["y"], name="do")],
-                         {"r": np.float32(0.5), "t": np.array(True)}, 13, "do", "Dropout", "training"),
+                         {"r": np.float32(0.5), "t": np.array(True)}, 13, "do", "Dropout",
+                         "training"),
 }
 
 
@@ -140,7 +151,8 @@ def test_two_inputs():
 
 
 def test_two_outputs_need_a_choice():
-    model = make_model([N("Relu", ["x"], ["y"]), N("Sigmoid", ["x"], ["z"])], (3,), outputs=("y", "z"))
+    model = make_model([N("Relu", ["x"], ["y"]), N("Sigmoid", ["x"], ["z"])], (3,),
+                       outputs=("y", "z"))
     with pytest.raises(ValueError, match="output=NAME"):
         lrp.from_onnx(model)
     assert type(lrp.from_onnx(model, output="z")[0]).__name__ == "Sigmoid"
@@ -151,7 +163,8 @@ def test_two_outputs_need_a_choice():
 def test_dynamic_shape_needs_input_shape_only_where_used():
     x_info = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, "H", "W"])]
     same = dict(kernel_shape=[3, 3], auto_pad="SAME_UPPER")
-    ok = make_model([N("Conv", ["x", "W"], ["y"], **same)], (), {"W": rand(3, 2, 3, 3)}, inputs=x_info)
+    ok = make_model([N("Conv", ["x", "W"], ["y"], **same)], (), {"W": rand(3, 2, 3, 3)},
+                    inputs=x_info)
     lrp.from_onnx(ok)  # stride 1: the padding does not depend on the size
     model = make_model([N("Conv", ["x", "W"], ["y"], name="strided", strides=[2, 2], **same)], (),
                        {"W": rand(3, 2, 3, 3)}, inputs=x_info)
@@ -167,7 +180,8 @@ def test_dynamic_shape_needs_input_shape_only_where_used():
 
 
 def test_softmax_on_the_output_is_reported_by_the_model_check(tmp_path):
-    nodes = [N("Gemm", ["x", "W"], ["z"], transB=1), N("Softmax", ["z"], ["y"], name="probabilities")]
+    nodes = [N("Gemm", ["x", "W"], ["z"], transB=1),
+             N("Softmax", ["z"], ["y"], name="probabilities")]
     model = make_model(nodes, (5,), {"W": rand(3, 5)}, 13)
     path = tmp_path / "softmax.onnx"
     onnx.save(model, path)
@@ -177,7 +191,8 @@ def test_softmax_on_the_output_is_reported_by_the_model_check(tmp_path):
         assert "probabilities" in str(error.value)
     analyzer = lrp.LRP(lrp.strip_softmax(lrp.from_onnx(path)))
     x = rand(2, 5)
-    np.testing.assert_allclose(analyzer(x).output, x @ numpy_helper.to_array(model.graph.initializer[0]).T, rtol=1e-5)
+    np.testing.assert_allclose(analyzer(x).output,
+                               x @ numpy_helper.to_array(model.graph.initializer[0]).T, rtol=1e-5)
 
 
 def test_the_users_model_is_not_modified():
@@ -192,7 +207,7 @@ def test_not_a_model_type():
         lrp.from_onnx(42)
 
 
-# --- files ----------------------------------------------------------------------------------------------
+# --- files ----------------------------------------------------------------------------------------
 def test_missing_file(tmp_path):
     path = tmp_path / "nowhere" / "model.onnx"
     with pytest.raises(FileNotFoundError) as error:
@@ -207,7 +222,8 @@ def test_folder_instead_of_file(tmp_path):
         lrp.from_onnx(tmp_path)
 
 
-@pytest.mark.parametrize("content", [b"", b"hello, this is a text file\n", b"\x08\x07" + bytes(range(256)) * 4,
+@pytest.mark.parametrize("content", [b"", b"hello, this is a text file\n",
+                                     b"\x08\x07" + bytes(range(256)) * 4,
                                      b"PK\x03\x04" + b"\x00" * 100])
 def test_not_an_onnx_file(tmp_path, content):
     path = tmp_path / "model.onnx"
@@ -219,7 +235,8 @@ def test_not_an_onnx_file(tmp_path, content):
 
 
 def _truncations(data: bytes):
-    return sorted({len(data) // 10, len(data) // 3, len(data) // 2, len(data) - 300, len(data) - 5, len(data) - 1})
+    return sorted({len(data) // 10, len(data) // 3, len(data) // 2, len(data) - 300, len(data) - 5,
+                   len(data) - 1})
 
 
 def test_truncated_file(tmp_path):
@@ -285,6 +302,7 @@ def test_external_data_outside_the_folder_is_refused(tmp_path, where):
         _relocate(path, "link.bin")
     else:
         _relocate(path, "gone.bin")
-    with pytest.raises(OnnxModelError, match="missing" if where == "missing" else "outside") as error:
+    with pytest.raises(OnnxModelError,
+                       match="missing" if where == "missing" else "outside") as error:
         lrp.from_onnx(path)
     assert str(path) in str(error.value)

@@ -61,8 +61,10 @@ def mnist8_torch(path):
          for t in onnx.load(path).graph.initializer}
 
     def forward(x):
-        x = F.max_pool2d(F.relu(F.conv2d(x, w["Parameter5"], w["Parameter6"].reshape(-1), padding=2)), 2)
-        x = F.max_pool2d(F.relu(F.conv2d(x, w["Parameter87"], w["Parameter88"].reshape(-1), padding=2)), 3, 3)
+        x = F.max_pool2d(F.relu(F.conv2d(x, w["Parameter5"], w["Parameter6"].reshape(-1),
+                                         padding=2)), 2)
+        x = F.max_pool2d(F.relu(F.conv2d(x, w["Parameter87"], w["Parameter88"].reshape(-1),
+                                         padding=2)), 3, 3)
         return x.reshape(len(x), 256) @ w["Parameter193"].reshape(256, 10) + w["Parameter194"]
 
     return forward
@@ -81,7 +83,8 @@ def lenet5_torch():
     return load_lenet5()
 
 
-MNIST_MODELS = {"mnist-8": ("onnx-model-zoo", "mnist-8.onnx"), "lenet5": ("lenet5-webmnist", "lenet5.onnx")}
+MNIST_MODELS = {"mnist-8": ("onnx-model-zoo", "mnist-8.onnx"),
+                "lenet5": ("lenet5-webmnist", "lenet5.onnx")}
 
 
 @pytest.mark.parametrize("name", sorted(MNIST_MODELS))
@@ -104,7 +107,8 @@ def test_mnist_batch_of_16_with_every_preset(name, preset, digits):
     x, _ = digits
     analyzer = lrp.LRP(data_path(*MNIST_MODELS[name]), PRESETS[preset](0.0, 1.0))
     expl = analyzer(x)
-    assert expl.val.shape == x.shape and expl.val.dtype == np.float32 and np.all(np.isfinite(expl.val))
+    assert (expl.val.shape == x.shape and expl.val.dtype == np.float32
+            and np.all(np.isfinite(expl.val)))
     assert np.abs(expl.val).sum() > 0
     for i in (0, 7, 15):  # the batch equals its samples one by one
         single = analyzer(x[i:i + 1], expl.output_selection[i]).val
@@ -141,8 +145,9 @@ def test_lenet5_lrp0_equals_gradient_times_input(digits):
 def lenet5_chain(state):
     """LeNet-5 built by hand from the state_dict: an oracle independent of both readers."""
     p = {k: v.numpy() for k, v in state.items()}
-    return lrp.Chain(lrp.Conv(p["convolutions.0.weight"], p["convolutions.0.bias"], padding=2), lrp.ReLU(),
-                     lrp.MaxPool(2), lrp.Conv(p["convolutions.3.weight"], p["convolutions.3.bias"]), lrp.ReLU(),
+    return lrp.Chain(lrp.Conv(p["convolutions.0.weight"], p["convolutions.0.bias"], padding=2),
+                     lrp.ReLU(), lrp.MaxPool(2),
+                     lrp.Conv(p["convolutions.3.weight"], p["convolutions.3.bias"]), lrp.ReLU(),
                      lrp.MaxPool(2), lrp.Flatten(),
                      lrp.Dense(p["classifier.0.weight"], p["classifier.0.bias"]), lrp.ReLU(),
                      lrp.Dense(p["classifier.2.weight"], p["classifier.2.bias"]), lrp.ReLU(),

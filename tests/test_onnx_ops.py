@@ -49,7 +49,8 @@ N = helper.make_node
 
 # --- Conv -------------------------------------------------------------------------------------
 CONV_CASES = {
-    "pads_strides_dilations": ((2, 9, 9), (4, 2, 3, 3), dict(pads=[1, 0, 2, 1], strides=[2, 1], dilations=[1, 2])),
+    "pads_strides_dilations": ((2, 9, 9), (4, 2, 3, 3),
+                               dict(pads=[1, 0, 2, 1], strides=[2, 1], dilations=[1, 2])),
     "groups": ((4, 8, 8), (6, 2, 3, 3), dict(group=2, pads=[1, 1, 1, 1])),
     "depthwise": ((3, 7, 7), (3, 1, 3, 3), dict(group=3)),
     "same_upper_stride2": ((2, 9, 8), (3, 2, 4, 3), dict(auto_pad="SAME_UPPER", strides=[2, 2])),
@@ -93,7 +94,8 @@ def test_conv_transpose(case):
     x_shape, w_shape, attrs = CONV_TRANSPOSE_CASES[case]
     node = N("ConvTranspose", ["x", "W", "B"], ["y"], kernel_shape=list(w_shape[2:]), **attrs)
     groups = attrs.get("group", 1)
-    graph = check(make_model([node], x_shape, {"W": rand(*w_shape), "B": rand(w_shape[1] * groups)}), x_shape)
+    graph = check(make_model([node], x_shape,
+                             {"W": rand(*w_shape), "B": rand(w_shape[1] * groups)}), x_shape)
     assert layer_types(graph) == ["ConvTranspose"]
 
 
@@ -133,8 +135,8 @@ def test_matmul_constant_reshaped_initializer():
 # --- arithmetic with constants ----------------------------------------------------------------
 def _conv_then(op, const, const_first=False):
     inputs = ["c", "K"] if not const_first else ["K", "c"]
-    return [N("Conv", ["x", "W"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]), N(op, inputs, ["y"])], \
-        {"W": rand(4, 2, 3, 3), "K": const}
+    return [N("Conv", ["x", "W"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+            N(op, inputs, ["y"])], {"W": rand(4, 2, 3, 3), "K": const}
 
 
 @pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div"])
@@ -163,7 +165,8 @@ def test_input_normalisation_is_one_affine_layer():
     """(x - mean) / std before a padded Conv cannot be folded into it (padding) but merges."""
     nodes = [N("Sub", ["x", "mean"], ["a"]), N("Div", ["a", "std"], ["b"]),
              N("Conv", ["b", "W", "B"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
-    inits = {"mean": rand(1, 3, 1, 1), "std": np.array([0.2, 0.3, 0.25], np.float32).reshape(3, 1, 1),
+    inits = {"mean": rand(1, 3, 1, 1),
+             "std": np.array([0.2, 0.3, 0.25], np.float32).reshape(3, 1, 1),
              "W": rand(4, 3, 3, 3), "B": rand(4)}
     graph = check(make_model(nodes, (3, 6, 6), inits), (3, 6, 6))
     assert layer_types(graph) == ["Affine", "Conv"]
@@ -177,14 +180,19 @@ def test_affine_after_relu_and_constant_minus_activation():
 
 
 def test_dense_scale_folds():
-    nodes = [N("Gemm", ["x", "W", "B"], ["h"], transB=1), N("Mul", ["h", "S"], ["z"]), N("Add", ["z", "T"], ["y"])]
-    graph = check(make_model(nodes, (6,), {"W": rand(4, 6), "B": rand(4), "S": rand(4), "T": rand(1, 4)}, 13), (6,))
+    nodes = [N("Gemm", ["x", "W", "B"], ["h"], transB=1), N("Mul", ["h", "S"], ["z"]),
+             N("Add", ["z", "T"], ["y"])]
+    graph = check(make_model(nodes, (6,),
+                             {"W": rand(4, 6), "B": rand(4), "S": rand(4), "T": rand(1, 4)}, 13),
+                  (6,))
     assert layer_types(graph) == ["Dense"]
 
 
 def test_conv_transpose_scale_folds():
-    nodes = [N("ConvTranspose", ["x", "W"], ["h"], group=2, strides=[2, 2]), N("Mul", ["h", "S"], ["y"])]
-    graph = check(make_model(nodes, (4, 3, 3), {"W": rand(4, 3, 2, 2), "S": rand(6, 1, 1)}), (4, 3, 3))
+    nodes = [N("ConvTranspose", ["x", "W"], ["h"], group=2, strides=[2, 2]),
+             N("Mul", ["h", "S"], ["y"])]
+    graph = check(make_model(nodes, (4, 3, 3), {"W": rand(4, 3, 2, 2), "S": rand(6, 1, 1)}),
+                  (4, 3, 3))
     assert layer_types(graph) == ["ConvTranspose"]
 
 
@@ -204,14 +212,16 @@ def test_concat():
     conv = dict(kernel_shape=[1, 1])
     nodes = [N("Conv", ["x", "W1"], ["a"], **conv), N("Conv", ["x", "W2"], ["b"], **conv),
              N("Concat", ["a", "b", "x"], ["c"], axis=1), N("Concat", ["c", "c"], ["y"], axis=-1)]
-    graph = check(make_model(nodes, (2, 3, 4), {"W1": rand(3, 2, 1, 1), "W2": rand(1, 2, 1, 1)}), (2, 3, 4))
+    graph = check(make_model(nodes, (2, 3, 4), {"W1": rand(3, 2, 1, 1), "W2": rand(1, 2, 1, 1)}),
+                  (2, 3, 4))
     assert layer_types(graph) == ["Conv", "Conv", "Concat", "Concat"]
 
 
 # --- pooling --------------------------------------------------------------------------------------
 MAXPOOL_CASES = {
     "pads_strides": ((2, 8, 9), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
-    "ceil_mode": ((2, 8, 9), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 1, 1], ceil_mode=1)),
+    "ceil_mode": ((2, 8, 9), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 1, 1],
+                                  ceil_mode=1)),
     "ceil_mode_no_pad": ((2, 7, 7), dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)),
     "dilations": ((2, 9, 9), dict(kernel_shape=[2, 3], strides=[1, 2], dilations=[2, 2])),
     "default_stride_is_one": ((2, 5, 5), dict(kernel_shape=[2, 2])),
@@ -235,15 +245,18 @@ def test_max_pool_opset7():
 
 
 AVGPOOL_CASES = {
-    "pads_include": ((2, 8, 9), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], count_include_pad=1)),
-    "pads_exclude": ((2, 8, 9), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], count_include_pad=0)),
-    "asymmetric_pads": ((2, 8, 9), dict(kernel_shape=[3, 2], strides=[1, 2], pads=[2, 0, 1, 1], count_include_pad=1)),
-    "ceil_include": ((2, 8, 9), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1,
+    "pads_include": ((2, 8, 9), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
                                      count_include_pad=1)),
+    "pads_exclude": ((2, 8, 9), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+                                     count_include_pad=0)),
+    "asymmetric_pads": ((2, 8, 9), dict(kernel_shape=[3, 2], strides=[1, 2], pads=[2, 0, 1, 1],
+                                        count_include_pad=1)),
+    "ceil_include": ((2, 8, 9), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+                                     ceil_mode=1, count_include_pad=1)),
     "ceil_exclude": ((2, 8, 8), dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)),
     "same_lower": ((2, 7, 8), dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_LOWER")),
-    "same_upper_include": ((2, 7, 8), dict(kernel_shape=[2, 2], strides=[2, 2], auto_pad="SAME_UPPER",
-                                           count_include_pad=1)),
+    "same_upper_include": ((2, 7, 8), dict(kernel_shape=[2, 2], strides=[2, 2],
+                                           auto_pad="SAME_UPPER", count_include_pad=1)),
     "avgpool1d": ((2, 9), dict(kernel_shape=[3], strides=[2], pads=[1, 1])),
 }
 
@@ -267,7 +280,8 @@ def test_global_pools(op, x_shape):
 
 
 # --- reshaping ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("axis, x_shape", [(1, (2, 3, 4)), (-3, (2, 3, 4)), (2, (1, 3, 4)), (3, (1, 1, 5))])
+@pytest.mark.parametrize("axis, x_shape", [(1, (2, 3, 4)), (-3, (2, 3, 4)), (2, (1, 3, 4)),
+                                           (3, (1, 1, 5))])
 def test_flatten(axis, x_shape):
     graph = check(make_model([N("Flatten", ["x"], ["y"], axis=axis)], x_shape, opset=13), x_shape)
     assert layer_types(graph) == ["Flatten"]
@@ -275,7 +289,8 @@ def test_flatten(axis, x_shape):
 
 @pytest.mark.parametrize("target", [[0, -1], [-1, 24], [0, 4, 6], [0, 0, -1], [0, 2, 3, 4]])
 def test_reshape(target):
-    model = make_model([N("Reshape", ["x", "s"], ["y"])], (2, 3, 4), {"s": np.array(target, np.int64)}, 13)
+    model = make_model([N("Reshape", ["x", "s"], ["y"])], (2, 3, 4),
+                       {"s": np.array(target, np.int64)}, 13)
     graph = check(model, (2, 3, 4))
     assert layer_types(graph) == ["Reshape"]
 
@@ -293,10 +308,13 @@ def test_reshape_to_its_own_shape_is_a_noop_for_canonize():
 @pytest.mark.parametrize("opset", [9, 11, 13])
 def test_reshape_from_shape_subgraph(opset):
     """torch's ``x.view(x.size(0), -1)``: Shape -> Gather -> Unsqueeze -> Concat -> Reshape."""
-    unsqueeze = N("Unsqueeze", ["n"], ["n1"], axes=[0]) if opset < 13 else N("Unsqueeze", ["n", "ax"], ["n1"])
+    unsqueeze = (N("Unsqueeze", ["n"], ["n1"], axes=[0]) if opset < 13
+                 else N("Unsqueeze", ["n", "ax"], ["n1"]))
     zero = numpy_helper.from_array(np.array(0, np.int64))
-    nodes = [N("Relu", ["x"], ["r"]), N("Shape", ["r"], ["s"]), N("Constant", [], ["i"], value=zero),
-             N("Gather", ["s", "i"], ["n"], axis=0), unsqueeze, N("Concat", ["n1", "m1"], ["t"], axis=0),
+    nodes = [N("Relu", ["x"], ["r"]), N("Shape", ["r"], ["s"]),
+             N("Constant", [], ["i"], value=zero),
+             N("Gather", ["s", "i"], ["n"], axis=0), unsqueeze,
+             N("Concat", ["n1", "m1"], ["t"], axis=0),
              N("Reshape", ["r", "t"], ["y"])]
     inits = {"m1": np.array([-1], np.int64), "ax": np.array([0], np.int64)}
     graph = check(make_model(nodes, (2, 3, 4), inits, opset), (2, 3, 4))
@@ -306,12 +324,15 @@ def test_reshape_from_shape_subgraph(opset):
 def test_shape_slice_cast_arithmetic_subgraph():
     """A Shape -> Slice -> ReduceProd -> Concat shape computation with a Cast and a Mul."""
     nodes = [N("Shape", ["x"], ["s"]), N("Slice", ["s", "one", "big"], ["tail"]),
-             N("ReduceProd", ["tail"], ["p"], keepdims=1), N("Cast", ["p"], ["pf"], to=TensorProto.FLOAT),
+             N("ReduceProd", ["tail"], ["p"], keepdims=1),
+             N("Cast", ["p"], ["pf"], to=TensorProto.FLOAT),
              N("Mul", ["pf", "half"], ["q"]), N("Cast", ["q"], ["qi"], to=TensorProto.INT64),
-             N("Slice", ["s", "zero", "one"], ["head"]), N("Concat", ["head", "qi", "two"], ["t"], axis=0),
+             N("Slice", ["s", "zero", "one"], ["head"]),
+             N("Concat", ["head", "qi", "two"], ["t"], axis=0),
              N("Reshape", ["x", "t"], ["y"])]
-    inits = {"one": np.array([1], np.int64), "big": np.array([100], np.int64), "zero": np.array([0], np.int64),
-             "half": np.array(0.5, np.float32), "two": np.array([2], np.int64)}
+    inits = {"one": np.array([1], np.int64), "big": np.array([100], np.int64),
+             "zero": np.array([0], np.int64), "half": np.array(0.5, np.float32),
+             "two": np.array([2], np.int64)}
     graph = check(make_model(nodes, (2, 3, 4), inits, 13), (2, 3, 4))
     assert graph[0].shape == (12, 2)
 
@@ -337,7 +358,8 @@ def test_squeeze_without_axes_keeps_the_batch():
 
 
 def test_transpose_of_size_one_axes():
-    graph = check(make_model([N("Transpose", ["x"], ["y"], perm=[0, 2, 1, 3])], (4, 1, 3)), (4, 1, 3))
+    graph = check(make_model([N("Transpose", ["x"], ["y"], perm=[0, 2, 1, 3])], (4, 1, 3)),
+                  (4, 1, 3))
     assert layer_types(graph) == ["Reshape"]
 
 
@@ -352,8 +374,8 @@ ACTIVATIONS = {
     "Gelu": ([N("Gelu", ["x"], ["y"])], {}, 20, "GELU"),
     "Gelu_tanh": ([N("Gelu", ["x"], ["y"], approximate="tanh")], {}, 20, "GELU"),
     "Clip_attrs_relu6": ([N("Clip", ["x"], ["y"], min=0.0, max=6.0)], {}, 7, "ReLU6"),
-    "Clip_inputs_relu6": ([N("Clip", ["x", "lo", "hi"], ["y"])], {"lo": np.float32(0), "hi": np.float32(6)}, 13,
-                          "ReLU6"),
+    "Clip_inputs_relu6": ([N("Clip", ["x", "lo", "hi"], ["y"])],
+                          {"lo": np.float32(0), "hi": np.float32(6)}, 13, "ReLU6"),
     "Clip_min_only": ([N("Clip", ["x", "lo"], ["y"])], {"lo": np.float32(0)}, 11, "ReLU"),
     "Softmax_opset11": ([N("Softmax", ["x"], ["y"])], {}, 11, "Softmax"),
     "Softmax_opset13": ([N("Softmax", ["x"], ["y"])], {}, 13, "Softmax"),
@@ -365,15 +387,17 @@ ACTIVATIONS = {
 def test_activations(case):
     nodes, inits, opset, expected = ACTIVATIONS[case]
     x_shape = (7,) if case == "Softmax_opset11" else (3, 4)
-    graph = check(make_model(nodes, x_shape, {k: np.asarray(v) for k, v in inits.items()}, opset), x_shape, scale=4.0)
+    graph = check(make_model(nodes, x_shape, {k: np.asarray(v) for k, v in inits.items()}, opset),
+                  x_shape, scale=4.0)
     assert layer_types(graph) == [expected]
 
 
-# --- normalisation, dropout, identity, constants ----------------------------------------------------
+# --- normalisation, dropout, identity, constants --------------------------------------------------
 @pytest.mark.parametrize("opset", [7, 9, 15])
 @pytest.mark.parametrize("after_conv", [False, True])
 def test_batch_normalization(opset, after_conv):
-    nodes = [N("BatchNormalization", ["h" if after_conv else "x", "g", "b", "m", "v"], ["y"], epsilon=1e-3)]
+    nodes = [N("BatchNormalization", ["h" if after_conv else "x", "g", "b", "m", "v"], ["y"],
+               epsilon=1e-3)]
     inits = {"g": rand(3), "b": rand(3), "m": rand(3), "v": np.abs(rand(3)) + 0.5}
     if after_conv:
         nodes.insert(0, N("Conv", ["x", "W"], ["h"], kernel_shape=[1, 1]))
@@ -391,16 +415,19 @@ def test_batch_normalization(opset, after_conv):
 def test_layer_normalization(axis):
     node = N("LayerNormalization", ["x", "g", "b"], ["y"], axis=axis, epsilon=1e-4)
     norm_shape = (4, 5) if axis == 2 else (5,)
-    graph = check(make_model([node], (3, 4, 5), {"g": rand(*norm_shape), "b": rand(*norm_shape)}, 17), (3, 4, 5))
+    graph = check(make_model([node], (3, 4, 5),
+                             {"g": rand(*norm_shape), "b": rand(*norm_shape)}, 17), (3, 4, 5))
     assert layer_types(graph) == ["LayerNorm"]
 
 
 @pytest.mark.parametrize("opset", [7, 10, 13])
 def test_dropout_identity_cast_constant(opset):
-    dropout = N("Dropout", ["r"], ["d"], ratio=0.3) if opset < 12 else N("Dropout", ["r", "ratio"], ["d"])
+    dropout = (N("Dropout", ["r"], ["d"], ratio=0.3) if opset < 12
+               else N("Dropout", ["r", "ratio"], ["d"]))
     nodes = [N("Relu", ["x"], ["r"]), dropout, N("Identity", ["d"], ["i"]),
              N("Cast", ["i"], ["c"], to=TensorProto.FLOAT),
-             N("Constant", [], ["k"], value=numpy_helper.from_array(rand(4))), N("Add", ["c", "k"], ["y"])]
+             N("Constant", [], ["k"], value=numpy_helper.from_array(rand(4))),
+             N("Add", ["c", "k"], ["y"])]
     inits = {"ratio": np.array(0.3, np.float32)} if opset >= 12 else {}
     graph = check(make_model(nodes, (3, 4), inits, opset), (3, 4))
     assert layer_types(graph) == ["ReLU", "Affine"]
@@ -411,7 +438,7 @@ def test_graph_of_identity_only():
     assert layer_types(graph) == ["Identity"]
 
 
-# --- Pad --------------------------------------------------------------------------------------------
+# --- Pad ------------------------------------------------------------------------------------------
 def _pad_node(opset, pads, value=None):
     if opset < 11:
         return N("Pad", ["x"], ["p"], pads=pads, **({} if value is None else {"value": value})), {}
@@ -451,12 +478,13 @@ def test_pad_with_axes_opset18_and_channel_padding():
     assert graph[0].pads == ((1, 0), (0, 0), (2, 3))
 
 
-# --- batch size ---------------------------------------------------------------------------------------
+# --- batch size -----------------------------------------------------------------------------------
 def test_graph_exported_for_batch_one_explains_a_batch():
     """A batch-1 graph with a constant Reshape to (1, -1): a batch of 4 equals 4 single runs."""
     nodes = [N("Conv", ["x", "W", "B"], ["c"], kernel_shape=[3, 3]), N("Relu", ["c"], ["r"]),
              N("Reshape", ["r", "s"], ["f"]), N("Gemm", ["f", "D", "E"], ["y"], transB=1)]
-    inits = {"W": rand(3, 2, 3, 3), "B": rand(3), "s": np.array([1, -1], np.int64), "D": rand(5, 27), "E": rand(5)}
+    inits = {"W": rand(3, 2, 3, 3), "B": rand(3), "s": np.array([1, -1], np.int64),
+             "D": rand(5, 27), "E": rand(5)}
     model = make_model(nodes, (2, 5, 5), inits, 13, batch=1)
     x = rand(4, 2, 5, 5)
     graph = lrp.from_onnx(model)
@@ -477,18 +505,22 @@ def test_small_network_at_each_opset(opset):
     else:
         pad = N("Pad", ["x", "pads"], ["p"])
         clip = N("Clip", ["b", "lo", "hi"], ["r"])
-    unsqueeze = N("Unsqueeze", ["n"], ["n1"], axes=[0]) if opset < 13 else N("Unsqueeze", ["n", "ax"], ["n1"])
+    unsqueeze = (N("Unsqueeze", ["n"], ["n1"], axes=[0]) if opset < 13
+                 else N("Unsqueeze", ["n", "ax"], ["n1"]))
     dropout = N("Dropout", ["g"], ["d"], ratio=0.5) if opset < 12 else N("Dropout", ["g"], ["d"])
-    nodes = [pad, N("Conv", ["p", "W"], ["c"], kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER"),
+    nodes = [pad, N("Conv", ["p", "W"], ["c"], kernel_shape=[3, 3], strides=[2, 2],
+                    auto_pad="SAME_UPPER"),
              N("BatchNormalization", ["c", "s", "bb", "m", "v"], ["b"]), clip,
              N("MaxPool", ["r"], ["q"], kernel_shape=[2, 2], strides=[2, 2]),
              N("Shape", ["q"], ["sh"]), N("Gather", ["sh", "zero"], ["n"], axis=0), unsqueeze,
-             N("Concat", ["n1", "minus1"], ["target"], axis=0), N("Reshape", ["q", "target"], ["f"]),
+             N("Concat", ["n1", "minus1"], ["target"], axis=0),
+             N("Reshape", ["q", "target"], ["f"]),
              N("Gemm", ["f", "D", "E"], ["g"], transB=1), dropout, N("Add", ["d", "K"], ["y"])]
     flat = 4 * 3 * 3  # 9x10, padded to 11x12, strided SAME conv 6x6, pooled 3x3
-    inits = {"pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "lo": np.float32(0), "hi": np.float32(6),
-             "ax": np.array([0], np.int64), "W": rand(4, 2, 3, 3), "s": rand(4), "bb": rand(4), "m": rand(4),
-             "v": np.abs(rand(4)) + 0.5, "zero": np.array(0, np.int64), "minus1": np.array([-1], np.int64),
+    inits = {"pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "lo": np.float32(0),
+             "hi": np.float32(6), "ax": np.array([0], np.int64), "W": rand(4, 2, 3, 3),
+             "s": rand(4), "bb": rand(4), "m": rand(4), "v": np.abs(rand(4)) + 0.5,
+             "zero": np.array(0, np.int64), "minus1": np.array([-1], np.int64),
              "D": rand(5, flat), "E": rand(5), "K": rand(5)}
     used = {name for node in nodes for name in node.input}
     inits = {k: np.asarray(v) for k, v in inits.items() if k in used}

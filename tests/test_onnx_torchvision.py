@@ -75,15 +75,18 @@ def _export(model, x, path, opset):
             torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=opset,
                               input_names=["input"], output_names=["logits"])
         except Exception as error:  # e.g. a torch without the TorchScript exporter
-            pytest.skip(f"torch.onnx.export(dynamo=False) failed here: {type(error).__name__}: {error}")
+            pytest.skip(f"torch.onnx.export(dynamo=False) failed here: "
+                        f"{type(error).__name__}: {error}")
 
 
-@pytest.fixture(scope="module", params=[pytest.param(name, marks=[pytest.mark.slow] if name == "vgg11" else [])
-                                        for name in sorted(TORCHVISION)])
+@pytest.fixture(scope="module",
+                params=[pytest.param(name, marks=[pytest.mark.slow] if name == "vgg11" else [])
+                        for name in sorted(TORCHVISION)])
 def exported(request, tmp_path_factory):
     name = request.param
     size, opset = TORCHVISION[name]
-    model = _reinitialise(getattr(torchvision.models, name)(weights=None, num_classes=10), seed=3).eval()
+    model = _reinitialise(getattr(torchvision.models, name)(weights=None, num_classes=10),
+                          seed=3).eval()
     folded = _fold_batchnorms(model)
     path = tmp_path_factory.mktemp("onnx") / f"{name}.onnx"
     _export(folded, torch.zeros(1, 3, size, size), path, opset)  # exported for a batch of 1

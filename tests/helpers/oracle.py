@@ -47,15 +47,17 @@ def _pairs(padding, d):
 # -- layers as matrices ------------------------------------------------------------------------
 def conv_matrix(weight, in_shape, stride=1, padding=0, dilation=1, groups=1):
     """The convolution as a dense matrix acting on one flattened sample of shape ``in_shape``
-    ``(C, *L)``: returns ``(M, out_shape)`` with ``M`` of shape ``(prod(out_shape), prod(in_shape))``.
-    Only in-bounds taps get an entry (zero padding contributes nothing)."""
+    ``(C, *L)``: returns ``(M, out_shape)`` with ``M`` of shape
+    ``(prod(out_shape), prod(in_shape))``. Only in-bounds taps get an entry (zero padding
+    contributes nothing)."""
     weight = np.asarray(weight, dtype=np.float64)
     n_out, c_per_group = weight.shape[:2]
     kernel = weight.shape[2:]
     d = len(kernel)
     channels, *length = in_shape
     stride, dilation, pads = _tuple(stride, d), _tuple(dilation, d), _pairs(padding, d)
-    out_len = [(length[i] + pads[i][0] + pads[i][1] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1
+    out_len = [(length[i] + pads[i][0] + pads[i][1] - dilation[i] * (kernel[i] - 1) - 1)
+               // stride[i] + 1
                for i in range(d)]
     out_per_group = n_out // groups
     m = np.zeros((n_out, *out_len, channels, *length))
@@ -92,7 +94,8 @@ def _windows(x, kernel, stride, pads):
     ipad = np.pad(index, pads, constant_values=-1)
     vals, idxs = [], []
     for tap in itertools.product(*[range(k) for k in kernel]):
-        sl = tuple(slice(tap[i], tap[i] + stride[i] * (out_len[i] - 1) + 1, stride[i]) for i in range(d))
+        sl = tuple(slice(tap[i], tap[i] + stride[i] * (out_len[i] - 1) + 1, stride[i])
+                   for i in range(d))
         vals.append(xpad[(slice(None), slice(None), *sl)])
         idxs.append(ipad[sl])
     return np.stack(vals, -1), np.stack(idxs, -1), out_len

@@ -26,7 +26,8 @@ def snapshot(module: nn.Module) -> dict:
     state = {}
     for name, m in module.named_modules(remove_duplicate=False):
         state[("module", name)] = (id(m), m.training, tuple(sorted(vars(m))),
-                                   tuple((key, tuple(getattr(m, key, {}).items())) for key in _HOOK_DICTS))
+                                   tuple((key, tuple(getattr(m, key, {}).items()))
+                                         for key in _HOOK_DICTS))
         for pname, p in list(m._parameters.items()) + list(m._buffers.items()):
             if p is None:
                 state[("tensor", name, pname)] = None
@@ -58,7 +59,8 @@ def reinitialise(model: nn.Module, seed: int) -> nn.Module:
         for m in model.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g, dtype=torch.float64) * (2.0 / fan_in) ** 0.5)
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g, dtype=torch.float64)
+                               * (2.0 / fan_in) ** 0.5)
                 if m.bias is not None:
                     m.bias.copy_(0.05 * torch.randn(m.bias.shape, generator=g, dtype=torch.float64))
             elif isinstance(m, nn.modules.batchnorm._BatchNorm):
