@@ -42,7 +42,8 @@ def test_output_selection_forms(lenet, x):
     per_sample = analyzer(x, [3, 1, 4])
     assert per_sample.output_selection == [3, 1, 4]
     for i, k in enumerate([3, 1, 4]):
-        np.testing.assert_allclose(per_sample.val[i:i + 1], analyzer(x[i:i + 1], k).val, rtol=1e-10, atol=1e-16)
+        np.testing.assert_allclose(per_sample.val[i:i + 1], analyzer(x[i:i + 1], k).val,
+                                   rtol=1e-10, atol=1e-16)
     np.testing.assert_array_equal(analyzer(x, np.array([3, 1, 4])).val, per_sample.val)
 
 
@@ -62,14 +63,16 @@ def test_normalized_output_relevance_sums_to_one_and_logit_scales(lenet, x):
     normalized = lrp.LRP(lenet)(x, 2)
     raw = lrp.LRP(lenet, normalize_output_relevance=False)(x, 2)
     logit = lenet(x)[:, 2]
-    np.testing.assert_allclose(raw.val, normalized.val * logit[:, None, None, None], rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(raw.val, normalized.val * logit[:, None, None, None],
+                               rtol=1e-9, atol=1e-15)
 
 
 def test_output_relevance_start(lenet, x):
     analyzer = lrp.LRP(lenet)
     start = np.zeros((3, 10))
     start[:, 5] = 1.0
-    np.testing.assert_allclose(analyzer(x, output_relevance=start).val, analyzer(x, 5).val, rtol=1e-12)
+    np.testing.assert_allclose(analyzer(x, output_relevance=start).val, analyzer(x, 5).val,
+                               rtol=1e-12)
     assert analyzer(x, output_relevance=start).output_selection is None
     with pytest.raises(ValueError, match="shape"):
         analyzer(x, output_relevance=np.zeros((3, 9)))
@@ -106,7 +109,8 @@ def test_single_rule_for_every_layer(lenet, x):
 
 def test_incompatible_rule_names_rule_and_layer(lenet):
     rules = [lrp.ZeroRule(), lrp.GammaRule()] + [lrp.ZeroRule()] * 6
-    with pytest.raises(lrp.LRPCompatibilityError, match=r"GammaRule\(gamma=0.25\).*layer 1 \(MaxPool"):
+    with pytest.raises(lrp.LRPCompatibilityError,
+                       match=r"GammaRule\(gamma=0.25\).*layer 1 \(MaxPool"):
         lrp.LRP(lenet, rules)
 
 

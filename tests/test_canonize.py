@@ -21,10 +21,12 @@ def batchnorm(c):
 ])
 def test_batchnorm_fused_into_conv_with_its_epsilon(make):
     conv = make()
-    out_c = conv.weight.shape[1] * conv.groups if isinstance(conv, lrp.ConvTranspose) else conv.weight.shape[0]
+    out_c = (conv.weight.shape[1] * conv.groups if isinstance(conv, lrp.ConvTranspose)
+             else conv.weight.shape[0])
     model = lrp.Chain(conv, batchnorm(out_c), lrp.ReLU())
     fused = lrp.canonize(model)
-    assert len(fused) == 1 and isinstance(fused[0], type(conv)) and isinstance(fused[0].activation, lrp.ReLU)
+    assert (len(fused) == 1 and isinstance(fused[0], type(conv))
+            and isinstance(fused[0].activation, lrp.ReLU))
     x = rng.standard_normal((2, 3, 6, 6))
     np.testing.assert_allclose(fused(x), model(x), rtol=1e-12, atol=1e-12)
 

@@ -36,7 +36,8 @@ def test_last_matching_primitive_wins():
 
 
 def test_default_rule_first_argument():
-    rules = rules_of(small_cnn(), lrp.Composite(lrp.EpsilonRule(0.1), lrp.LastLayerMap(lrp.ZeroRule())))
+    rules = rules_of(small_cnn(),
+                     lrp.Composite(lrp.EpsilonRule(0.1), lrp.LastLayerMap(lrp.ZeroRule())))
     assert rules == [lrp.EpsilonRule(0.1)] * 5 + [lrp.ZeroRule()]
 
 
@@ -51,11 +52,14 @@ def test_index_primitives():
 
 def test_type_primitives():
     m = small_cnn()
-    rules = rules_of(m, lrp.Composite(lrp.GlobalTypeMap({lrp.ConvLayer: lrp.ZPlusRule(), lrp.Dense: lrp.EpsilonRule()})))
-    assert rules == [lrp.ZPlusRule(), lrp.ZeroRule(), lrp.ZPlusRule(), lrp.ZeroRule(), lrp.EpsilonRule(), lrp.EpsilonRule()]
+    rules = rules_of(m, lrp.Composite(lrp.GlobalTypeMap({lrp.ConvLayer: lrp.ZPlusRule(),
+                                                         lrp.Dense: lrp.EpsilonRule()})))
+    assert rules == [lrp.ZPlusRule(), lrp.ZeroRule(), lrp.ZPlusRule(), lrp.ZeroRule(),
+                     lrp.EpsilonRule(), lrp.EpsilonRule()]
     rules = rules_of(m, lrp.Composite(lrp.FirstNTypeMap(3, {lrp.ConvLayer: lrp.FlatRule()})))
     assert rules[:3] == [lrp.FlatRule(), lrp.ZeroRule(), lrp.FlatRule()]
-    rules = rules_of(m, lrp.Composite(lrp.RangeTypeMap(range(1, 6), {lrp.Dense: lrp.EpsilonRule()})))
+    rules = rules_of(m,
+                     lrp.Composite(lrp.RangeTypeMap(range(1, 6), {lrp.Dense: lrp.EpsilonRule()})))
     assert rules == [lrp.ZeroRule()] * 4 + [lrp.EpsilonRule()] * 2
     rules = rules_of(m, lrp.Composite(lrp.FirstLayerTypeMap({lrp.Dense: lrp.FlatRule()})))
     assert rules[0] == lrp.ZeroRule()  # the first layer is a Conv: no match
@@ -64,7 +68,9 @@ def test_type_primitives():
 
 
 def test_first_matching_key_in_a_type_map_decides():
-    rules = rules_of(small_cnn(), lrp.Composite(lrp.GlobalTypeMap({lrp.Conv: lrp.FlatRule(), lrp.ConvLayer: lrp.ZPlusRule()})))
+    rules = rules_of(small_cnn(),
+                     lrp.Composite(lrp.GlobalTypeMap({lrp.Conv: lrp.FlatRule(),
+                                                      lrp.ConvLayer: lrp.ZPlusRule()})))
     assert rules[0] == lrp.FlatRule()
 
 

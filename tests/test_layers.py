@@ -26,25 +26,30 @@ def naive_adaptive(x, out_hw, reduce):
 @pytest.mark.parametrize("out", [(3, 2), (5, 7), (1, 1), (7, 4)])
 def test_adaptive_pools_match_their_definition(out):
     x = rng.standard_normal((2, 3, 7, 5))
-    np.testing.assert_allclose(lrp.AdaptiveAvgPool(out)(x), naive_adaptive(x, out, np.mean), rtol=1e-12)
-    np.testing.assert_allclose(lrp.AdaptiveMaxPool(out)(x), naive_adaptive(x, out, np.max), rtol=1e-12)
+    np.testing.assert_allclose(lrp.AdaptiveAvgPool(out)(x), naive_adaptive(x, out, np.mean),
+                               rtol=1e-12)
+    np.testing.assert_allclose(lrp.AdaptiveMaxPool(out)(x), naive_adaptive(x, out, np.max),
+                               rtol=1e-12)
 
 
 def test_global_pools():
     x = rng.standard_normal((2, 3, 4, 5))
-    np.testing.assert_allclose(lrp.GlobalAvgPool()(x), x.mean(axis=(2, 3), keepdims=True), rtol=1e-12)
+    np.testing.assert_allclose(lrp.GlobalAvgPool()(x), x.mean(axis=(2, 3), keepdims=True),
+                               rtol=1e-12)
     np.testing.assert_allclose(lrp.GlobalMaxPool(keepdims=False)(x), x.max(axis=(2, 3)))
 
 
 def test_batchnorm_and_layernorm_forward():
     x = rng.standard_normal((4, 3, 2, 2))
     g, b, m, v = rng.random(3) + 0.5, rng.standard_normal(3), rng.standard_normal(3), rng.random(3)
-    expected = (x - m[:, None, None]) / np.sqrt(v[:, None, None] + 1e-3) * g[:, None, None] + b[:, None, None]
+    expected = ((x - m[:, None, None]) / np.sqrt(v[:, None, None] + 1e-3) * g[:, None, None]
+                + b[:, None, None])
     np.testing.assert_allclose(lrp.BatchNorm(g, b, m, v, eps=1e-3)(x), expected, rtol=1e-12)
     x = rng.standard_normal((4, 3, 6))
     g, b = rng.standard_normal(6), rng.standard_normal(6)
     mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
-    np.testing.assert_allclose(lrp.LayerNorm(6, g, b)(x), (x - mu) / np.sqrt(var + 1e-5) * g + b, rtol=1e-12)
+    np.testing.assert_allclose(lrp.LayerNorm(6, g, b)(x), (x - mu) / np.sqrt(var + 1e-5) * g + b,
+                               rtol=1e-12)
 
 
 def test_activations():
@@ -77,14 +82,19 @@ def test_reshaping_and_concat():
 
 LINEARIZABLE = [
     (lambda: lrp.Dense(rng.standard_normal((3, 5)), rng.standard_normal(3)), (2, 5)),
-    (lambda: lrp.Conv(rng.standard_normal((4, 2, 3, 3)), rng.standard_normal(4), stride=2, padding=((1, 0), (2, 1))), (2, 2, 7, 6)),
-    (lambda: lrp.Conv(rng.standard_normal((4, 1, 3)), None, groups=2, dilation=2, padding="same"), (2, 2, 9)),
-    (lambda: lrp.ConvTranspose(rng.standard_normal((2, 3, 3, 3)), rng.standard_normal(3), stride=2, padding=1, output_padding=1), (2, 2, 4, 4)),
-    (lambda: lrp.AvgPool(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False), (2, 2, 6, 7)),
+    (lambda: lrp.Conv(rng.standard_normal((4, 2, 3, 3)), rng.standard_normal(4), stride=2,
+                      padding=((1, 0), (2, 1))), (2, 2, 7, 6)),
+    (lambda: lrp.Conv(rng.standard_normal((4, 1, 3)), None, groups=2, dilation=2, padding="same"),
+     (2, 2, 9)),
+    (lambda: lrp.ConvTranspose(rng.standard_normal((2, 3, 3, 3)), rng.standard_normal(3), stride=2,
+                               padding=1, output_padding=1), (2, 2, 4, 4)),
+    (lambda: lrp.AvgPool(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+     (2, 2, 6, 7)),
     (lambda: lrp.AdaptiveAvgPool((3, 2)), (2, 2, 7, 5)),
     (lambda: lrp.GlobalAvgPool(), (2, 3, 4, 4)),
     (lambda: lrp.BatchNorm(rng.random(3), rng.random(3), rng.random(3), rng.random(3)), (2, 3, 4)),
-    (lambda: lrp.LayerNorm((2, 3), rng.standard_normal((2, 3)), rng.standard_normal((2, 3))), (4, 2, 3)),
+    (lambda: lrp.LayerNorm((2, 3), rng.standard_normal((2, 3)), rng.standard_normal((2, 3))),
+     (4, 2, 3)),
     (lambda: lrp.MaxPool(2, stride=1), (2, 2, 5, 5)),
     (lambda: lrp.AdaptiveMaxPool((2, 3)), (2, 2, 5, 7)),
     (lambda: lrp.GlobalMaxPool(), (2, 3, 4, 4)),
@@ -103,7 +113,8 @@ def test_pullback_is_the_vector_jacobian_product(make, shape):
     assert g.shape == x.shape
     v = rng.standard_normal(shape)
     h = 1e-5
-    numeric = (np.sum(layer.preactivation(x + h * v) * s) - np.sum(layer.preactivation(x - h * v) * s)) / (2 * h)
+    numeric = (np.sum(layer.preactivation(x + h * v) * s)
+               - np.sum(layer.preactivation(x - h * v) * s)) / (2 * h)
     np.testing.assert_allclose(np.sum(g * v), numeric, rtol=1e-7, atol=1e-9)
 
 

@@ -146,7 +146,7 @@ def resnet_like(ops, x, p, pool, dense_params):
     q = ops.maxpool(r, *pool)
     b1 = ops.conv(q, *p["b1"], True)
     b2 = ops.conv(q, *p["b2"], True, padding=1)
-    b3 = ops.relu(ops.conv(q, *p["b3"], False, padding=1))    # a ReLU of its own (fused by canonize)
+    b3 = ops.relu(ops.conv(q, *p["b3"], False, padding=1))  # a ReLU of its own (fused by canonize)
     cat = ops.concat(b1, b2, b3)
     f = ops.flatten(cat)
     (wd1, bd1), (wd2, bd2), (wo, bo) = dense_params
@@ -213,7 +213,8 @@ case_strategy = dict(
 
 @settings(max_examples=30, deadline=None)
 @given(**case_strategy, selection=st.sampled_from(["argmax", "int", "list"]))
-def test_lrp0_from_logit_equals_gradient_times_input(seed, d, n, c_in, c, size, pool, bias_scale, selection):
+def test_lrp0_from_logit_equals_gradient_times_input(seed, d, n, c_in, c, size, pool, bias_scale,
+                                                     selection):
     graph, x, forward = build_case(seed, d, n, c_in, c, size, pool, bias_scale=bias_scale)
     ops = NumpyOps()
     logits = forward(x, ops)
@@ -260,7 +261,8 @@ def test_lrp0_from_custom_output_relevance(seed, d, n, c_in, c, size, pool, bias
     expected = fd_input_gradient(forward, x, v) * x
     got = lrp.LRP(graph)(x, output_relevance=logits * v).val
     np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-6,
-                               atol=max(1.0, np.abs(expected).max()) * (1e-8 + 10 * 1e-9 / ops.active_margin))
+                               atol=max(1.0, np.abs(expected).max())
+                               * (1e-8 + 10 * 1e-9 / ops.active_margin))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,11 +308,13 @@ def rules_for(model, rule):
 def test_conservation_conv_dense(rule, seed):
     model, x = conv_dense_net(seed)
     expl = lrp.LRP(model, rules_for(model, rule))(x)
-    np.testing.assert_allclose(np.asarray(expl.val).reshape(len(x), -1).sum(1), np.ones(len(x)), rtol=CONSERVATION_RTOL)
+    np.testing.assert_allclose(np.asarray(expl.val).reshape(len(x), -1).sum(1), np.ones(len(x)),
+                               rtol=CONSERVATION_RTOL)
     # from the logit: sums to the logit
     expl = lrp.LRP(model, rules_for(model, rule), normalize_output_relevance=False)(x)
     logit = np.asarray(expl.output)[np.arange(len(x)), expl.output_selection]
-    np.testing.assert_allclose(np.asarray(expl.val).reshape(len(x), -1).sum(1), logit, rtol=CONSERVATION_RTOL)
+    np.testing.assert_allclose(np.asarray(expl.val).reshape(len(x), -1).sum(1), logit,
+                               rtol=CONSERVATION_RTOL)
 
 
 @pytest.mark.parametrize("rule", [lrp.ZeroRule(), lrp.EpsilonRule(1e-12), lrp.ZPlusRule(),
@@ -332,7 +336,8 @@ def test_conservation_on_dag(seed, d, n, c_in, c, size, pool, rule):
     """Residual additions split in proportion, concatenation slices, fan-out adds: with zero
     biases the input relevance still sums to 1."""
     graph, x, forward = build_case(seed, d, n, c_in, c, size, pool, bias_scale=0.0)
-    rules = [rule if isinstance(layer, (lrp.Dense, lrp.Conv)) else lrp.ZeroRule() for layer in lrp.canonize(graph)]
+    rules = [rule if isinstance(layer, (lrp.Dense, lrp.Conv)) else lrp.ZeroRule()
+             for layer in lrp.canonize(graph)]
     expl = lrp.LRP(graph, rules)(x)
     # the stabiliser leaks eps/|z| relative where it divides a relevance not proportional to z
     # (the selected logit, started from 1) and ~eps absolute elsewhere: a tiny logit leaks more
@@ -375,7 +380,8 @@ def test_gamma0_equals_zero_rule(seed):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-15)
     model, x = dense_net_signed(seed)
     np.testing.assert_allclose(np.asarray(lrp.LRP(model, lrp.GammaRule(0))(x).val),
-                               np.asarray(lrp.LRP(model, lrp.ZeroRule())(x).val), rtol=1e-12, atol=1e-15)
+                               np.asarray(lrp.LRP(model, lrp.ZeroRule())(x).val),
+                               rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(padding=1), dict(padding=((2, 0), (1, 1)), stride=2),
@@ -387,19 +393,23 @@ def test_flat_equals_wsquare_on_all_ones_weights(kw):
     x = rng.normal(size=(2, 4, 6, 6))
     r = rng.normal(size=np.asarray(conv(x)).shape)
     np.testing.assert_allclose(np.asarray(lrp.propagate(lrp.FlatRule(), conv, x, r)),
-                               np.asarray(lrp.propagate(lrp.WSquareRule(), conv, x, r)), rtol=1e-13, atol=1e-15)
+                               np.asarray(lrp.propagate(lrp.WSquareRule(), conv, x, r)),
+                               rtol=1e-13, atol=1e-15)
     dense = lrp.Dense(np.ones((3, 5)), rng.normal(size=3))
     xd, rd = rng.normal(size=(2, 5)), rng.normal(size=(2, 3))
     np.testing.assert_allclose(np.asarray(lrp.propagate(lrp.FlatRule(), dense, xd, rd)),
-                               np.asarray(lrp.propagate(lrp.WSquareRule(), dense, xd, rd)), rtol=1e-13, atol=1e-15)
+                               np.asarray(lrp.propagate(lrp.WSquareRule(), dense, xd, rd)),
+                               rtol=1e-13, atol=1e-15)
 
 
 @settings(max_examples=10, deadline=None)
 @given(**case_strategy, rule=st.sampled_from([lrp.ZeroRule(), lrp.EpsilonRule(), lrp.ZPlusRule(),
-                                              lrp.AlphaBetaRule(), lrp.GammaRule(), lrp.FlatRule()]))
+                                              lrp.AlphaBetaRule(), lrp.GammaRule(),
+                                              lrp.FlatRule()]))
 def test_batch_equals_samples_one_by_one(seed, d, n, c_in, c, size, pool, bias_scale, rule):
     graph, x, _ = build_case(seed, d, n, c_in, c, size, pool, bias_scale=bias_scale)
-    rules = [rule if isinstance(layer, (lrp.Dense, lrp.Conv)) else lrp.ZeroRule() for layer in lrp.canonize(graph)]
+    rules = [rule if isinstance(layer, (lrp.Dense, lrp.Conv)) else lrp.ZeroRule()
+             for layer in lrp.canonize(graph)]
     analyzer = lrp.LRP(graph, rules)
     batch = analyzer(x)
     selection = [(i * 7 + seed) % 4 for i in range(n)]
@@ -407,16 +417,19 @@ def test_batch_equals_samples_one_by_one(seed, d, n, c_in, c, size, pool, bias_s
     for i in range(n):
         one = analyzer(x[i:i + 1])
         assert one.output_selection == [batch.output_selection[i]]
-        np.testing.assert_allclose(np.asarray(one.val)[0], np.asarray(batch.val)[i], rtol=1e-11, atol=1e-14)
+        np.testing.assert_allclose(np.asarray(one.val)[0], np.asarray(batch.val)[i],
+                                   rtol=1e-11, atol=1e-14)
         one_sel = analyzer(x[i:i + 1], selection[i])
-        np.testing.assert_allclose(np.asarray(one_sel.val)[0], np.asarray(batch_sel.val)[i], rtol=1e-11, atol=1e-14)
+        np.testing.assert_allclose(np.asarray(one_sel.val)[0], np.asarray(batch_sel.val)[i],
+                                   rtol=1e-11, atol=1e-14)
 
 
 def test_layerwise_relevances_chain():
     model, x = conv_dense_net(3, pool=True)
     analyzer = lrp.LRP(model)
     n_layers = len(analyzer.model)
-    assert n_layers == 7   # conv, conv (ReLU fused), maxpool, flatten, dense, dense (ReLU fused), dense
+    # conv, conv (ReLU fused), maxpool, flatten, dense, dense (ReLU fused), dense
+    assert n_layers == 7
     expl = analyzer(x, layerwise_relevances=True)
     rels = expl.extras["layerwise_relevances"]
     assert len(rels) == n_layers + 1
@@ -429,7 +442,8 @@ def test_layerwise_relevances_chain():
     np.testing.assert_array_equal(np.asarray(rels[0]), np.asarray(expl.val))
     np.testing.assert_array_equal(np.asarray(rels[-1]), np.eye(5)[expl.output_selection])
     for rel in rels:   # zero biases, LRP-0: every layer's relevance sums to 1 per sample
-        np.testing.assert_allclose(np.asarray(rel).reshape(len(x), -1).sum(1), np.ones(len(x)), rtol=CONSERVATION_RTOL)
+        np.testing.assert_allclose(np.asarray(rel).reshape(len(x), -1).sum(1), np.ones(len(x)),
+                                   rtol=CONSERVATION_RTOL)
     assert expl.extras is not None and lrp.LRP(model)(x).extras is None
 
 
@@ -447,8 +461,8 @@ def test_layerwise_relevances_dag():
             total = sum(np.asarray(rels[j]).reshape(len(x), -1).sum(1) for j in set(node.inputs))
             if isinstance(node.layer, lrp.Concat):
                 np.testing.assert_allclose(total, np.ones(len(x)), rtol=CONSERVATION_RTOL)
-            np.testing.assert_allclose(np.asarray(rels[i + 1]).reshape(len(x), -1).sum(1), np.ones(len(x)),
-                                       rtol=CONSERVATION_RTOL)
+            np.testing.assert_allclose(np.asarray(rels[i + 1]).reshape(len(x), -1).sum(1),
+                                       np.ones(len(x)), rtol=CONSERVATION_RTOL)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -462,7 +476,8 @@ def test_output_relevance_and_selection():
     assert list(expl.output_selection) == list(logits.argmax(1))
     rels = lrp.LRP(model)(x, layerwise_relevances=True).extras["layerwise_relevances"]
     np.testing.assert_array_equal(np.asarray(rels[-1]), np.eye(3)[logits.argmax(1)])
-    rels = lrp.LRP(model, normalize_output_relevance=False)(x, [0, 2, 1, 1], layerwise_relevances=True)
+    rels = lrp.LRP(model, normalize_output_relevance=False)(x, [0, 2, 1, 1],
+                                                            layerwise_relevances=True)
     assert list(rels.output_selection) == [0, 2, 1, 1]
     np.testing.assert_array_equal(np.asarray(rels.extras["layerwise_relevances"][-1]),
                                   np.eye(3)[[0, 2, 1, 1]] * logits)
@@ -485,8 +500,8 @@ def twin_chain(seed, pool):
 
     w1, b1 = w(4, 2, 3, 3), 0.1 * rng.normal(size=4)
     w2, b2 = w(5, 4, 3, 3), 0.1 * rng.normal(size=5)
-    layers = [lrp.Conv(w1, b1, padding=1), lrp.ReLU(), lrp.Conv(w2, b2, stride=2, padding=((1, 0), (0, 1))),
-              lrp.ReLU()]
+    layers = [lrp.Conv(w1, b1, padding=1), lrp.ReLU(),
+              lrp.Conv(w2, b2, stride=2, padding=((1, 0), (0, 1))), lrp.ReLU()]
     s1, shape = O.conv_step(w1, b1, (2, 6, 6), True, padding=1)
     s2, shape = O.conv_step(w2, b2, shape, True, stride=2, padding=((1, 0), (0, 1)))
     steps = [s1, s2]
@@ -503,9 +518,10 @@ def twin_chain(seed, pool):
     return lrp.Chain(*layers), O.OracleChain((2, 6, 6), steps), x
 
 
-@pytest.mark.parametrize("rule", [lrp.ZeroRule(), lrp.EpsilonRule(0.01), lrp.GammaRule(), lrp.ZPlusRule(),
-                                  lrp.AlphaBetaRule(), lrp.AlphaBetaRule(1.5, 0.5), lrp.GeneralizedGammaRule(),
-                                  lrp.FlatRule(), lrp.WSquareRule()], ids=repr)
+@pytest.mark.parametrize("rule", [lrp.ZeroRule(), lrp.EpsilonRule(0.01), lrp.GammaRule(),
+                                  lrp.ZPlusRule(), lrp.AlphaBetaRule(), lrp.AlphaBetaRule(1.5, 0.5),
+                                  lrp.GeneralizedGammaRule(), lrp.FlatRule(), lrp.WSquareRule()],
+                         ids=repr)
 @pytest.mark.parametrize("pool", [False, True], ids=["nopool", "pool"])
 def test_analyzer_equals_chained_equations(rule, pool):
     model, chain, x = twin_chain(11, pool)

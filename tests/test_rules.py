@@ -58,7 +58,8 @@ def test_epsilon_rule_worked_numbers():
 
 
 def test_zplus_rule_worked_numbers():
-    # a⁺ = [2, 1, 0], a⁻ = [0, 0, -1]; W⁺ = [[1,0,0],[0,1,2]], W⁻ = [[0,-2,-.5],[-1,0,0]], b⁺ = [.5, 0]
+    # a⁺ = [2, 1, 0], a⁻ = [0, 0, -1]; W⁺ = [[1,0,0],[0,1,2]], W⁻ = [[0,-2,-.5],[-1,0,0]],
+    # b⁺ = [.5, 0]
     # z = W⁺a⁺ + W⁻a⁻ + b⁺ = [2 + 0.5 + 0.5, 1 + 0 + 0] = [3, 1]; s = [1/3, 2]
     # a⁺ ⊙ W⁺ᵀs = [2/3, 2, 0]; a⁻ ⊙ W⁻ᵀs = [0, 0, (-1)(-0.5/3)] = [0, 0, 1/6]
     got = step(lrp.ZPlusRule(), dense(), A[:1], R[:1])
@@ -138,11 +139,13 @@ def test_zbox_rule_with_array_bounds_on_dense():
     low = np.array([-1.0, -2.0, -1.5])
     high = np.array([2.5, 1.0, 3.0])
     rule = lrp.ZBoxRule(low, high)
-    np.testing.assert_allclose(step(rule, dense(), A, R), O.lrp_zbox(W, B, A, R, low, high), **TIGHT)
+    np.testing.assert_allclose(step(rule, dense(), A, R), O.lrp_zbox(W, B, A, R, low, high),
+                               **TIGHT)
     # with the batch axis too
     low_b, high_b = np.stack([low, low - 1]), np.stack([high, high + 1])
     rule = lrp.ZBoxRule(low_b, high_b)
-    np.testing.assert_allclose(step(rule, dense(), A, R), O.lrp_zbox(W, B, A, R, low_b, high_b), **TIGHT)
+    np.testing.assert_allclose(step(rule, dense(), A, R), O.lrp_zbox(W, B, A, R, low_b, high_b),
+                               **TIGHT)
 
 
 def test_generalized_gamma_worked_signs():
@@ -164,7 +167,8 @@ def test_generalized_gamma_worked_signs():
 # -- convolutions --------------------------------------------------------------------------------
 def test_zero_rule_on_padded_strided_conv1d_worked_numbers():
     # kernel [1, 2, -1], padding 1, stride 2, input [1, -2, 3, 1]:
-    # out 0 taps x[-1], x[0], x[1] -> z0 = 2·1 + (-1)(-2) = 4;  out 1 taps x[1..3] -> z1 = -2 + 6 - 1 = 3
+    # out 0 taps x[-1], x[0], x[1] -> z0 = 2·1 + (-1)(-2) = 4;
+    # out 1 taps x[1..3] -> z1 = -2 + 6 - 1 = 3
     # R = [1, 1]: s = [1/4, 1/3]
     # R_in = [1·(2/4), -2·(-1/4 + 1/3), 3·(2/3), 1·(-1/3)] = [1/2, -1/6, 2, -1/3]
     conv = lrp.Conv(np.array([[[1.0, 2.0, -1.0]]]), stride=2, padding=1)
@@ -175,7 +179,8 @@ def test_zero_rule_on_padded_strided_conv1d_worked_numbers():
 
 def test_flat_rule_on_padded_conv_counts_in_bounds_taps_only():
     # Same geometry: out 0 has 2 in-bounds taps (x[0], x[1]), out 1 has 3 (x[1], x[2], x[3]).
-    # R = [1, 1]: R_in = [1/2, 1/2 + 1/3, 1/3, 1/3]  (counting the padded tap would give 1/3 at x[0])
+    # R = [1, 1]: R_in = [1/2, 1/2 + 1/3, 1/3, 1/3]
+    # (counting the padded tap would give 1/3 at x[0])
     conv = lrp.Conv(np.array([[[1.0, 2.0, -1.0]]]), np.array([0.7]), stride=2, padding=1)
     x = np.array([[[1.0, -2.0, 3.0, 1.0]]])
     got = step(lrp.FlatRule(), conv, x, np.ones((1, 1, 2)))
@@ -201,10 +206,12 @@ CONVS = {
     # 1-d: 2 -> 3 channels, kernel 3, stride 2, padding 1
     "conv1d": dict(weight_shape=(3, 2, 3), in_shape=(2, 7), kw=dict(stride=2, padding=1)),
     # 1-d dilated, asymmetric padding
-    "conv1d_dil": dict(weight_shape=(2, 2, 2), in_shape=(2, 6), kw=dict(padding=((2, 1),), dilation=2)),
+    "conv1d_dil": dict(weight_shape=(2, 2, 2), in_shape=(2, 6),
+                       kw=dict(padding=((2, 1),), dilation=2)),
     # 2-d: groups 2, asymmetric padding, stride (2, 1), dilation (1, 2)
     "conv2d_groups": dict(weight_shape=(4, 1, 3, 2), in_shape=(2, 5, 5),
-                          kw=dict(stride=(2, 1), padding=((1, 0), (0, 2)), dilation=(1, 2), groups=2)),
+                          kw=dict(stride=(2, 1), padding=((1, 0), (0, 2)), dilation=(1, 2),
+                                  groups=2)),
     # 2-d plain padded
     "conv2d": dict(weight_shape=(2, 3, 3, 3), in_shape=(3, 4, 4), kw=dict(padding=1)),
 }
@@ -247,7 +254,8 @@ def test_zbox_rule_with_array_bounds_on_conv():
     low = -1 - rng.random(x.shape[1:])
     high = 1 + rng.random(x.shape[1:])
     got = step(lrp.ZBoxRule(low, high), lrp.Conv(weight, bias, **kw), x, r)
-    expected = O.lrp_zbox(m, bvec, x.reshape(2, -1), r.reshape(2, -1), low.reshape(-1), high.reshape(-1))
+    expected = O.lrp_zbox(m, bvec, x.reshape(2, -1), r.reshape(2, -1), low.reshape(-1),
+                          high.reshape(-1))
     np.testing.assert_allclose(got, expected.reshape(x.shape), rtol=1e-11, atol=1e-13)
 
 
@@ -269,7 +277,9 @@ def test_layernorm_rule_matches_equation(affine):
     layer = lrp.LayerNorm(5, gamma, beta)
     got = step(lrp.LayerNormRule(), layer, x, r)
     np.testing.assert_allclose(got, O.lrp_layernorm(x, r, gamma, beta), rtol=1e-10, atol=1e-12)
-    if not affine:  # the rule conserves: Σ_i R_i = Σ_j R̂_j (a_j − μ)/stab(a_j − μ), as Σ_i a_i(δ_ij − 1/N) = a_j − μ
+    if not affine:
+        # the rule conserves: Σ_i R_i = Σ_j R̂_j (a_j − μ)/stab(a_j − μ),
+        # as Σ_i a_i(δ_ij − 1/N) = a_j − μ
         centered = x - x.mean(1, keepdims=True)
         np.testing.assert_allclose(got.sum(1), (r * centered / O.stab(centered)).sum(1), rtol=1e-12)
         np.testing.assert_allclose(got.sum(1), r.sum(1), rtol=1e-6)
@@ -339,7 +349,8 @@ def test_maxpool_with_padding_and_overlap_matches_routing_matrix():
     got = step(lrp.EpsilonRule(0.01), layer, x, r)
     for n in range(2):
         m, _ = O.maxpool_matrix(x[n], 3, 2, 1)
-        expected = O.lrp_epsilon(m, np.zeros(m.shape[0]), x[n].reshape(1, -1), r[n].reshape(1, -1), 0.01)
+        expected = O.lrp_epsilon(m, np.zeros(m.shape[0]), x[n].reshape(1, -1),
+                                 r[n].reshape(1, -1), 0.01)
         np.testing.assert_allclose(got[n].reshape(1, -1), expected, **TIGHT)
 
 
@@ -388,7 +399,8 @@ def test_concat_hands_each_input_its_slice():
     r1, r2 = lrp.propagate(lrp.ZeroRule(), lrp.Concat(axis=1), (a1, a2), r)
     np.testing.assert_array_equal(np.asarray(r1), r[:, :1])
     np.testing.assert_array_equal(np.asarray(r2), r[:, 1:])
-    r1, r2 = lrp.propagate(lrp.ZeroRule(), lrp.Concat(axis=-1), (np.ones((2, 3, 1)), np.ones((2, 3, 2))), r)
+    r1, r2 = lrp.propagate(lrp.ZeroRule(), lrp.Concat(axis=-1),
+                           (np.ones((2, 3, 1)), np.ones((2, 3, 2))), r)
     np.testing.assert_array_equal(np.asarray(r1), r[:, :, :1])
     np.testing.assert_array_equal(np.asarray(r2), r[:, :, 1:])
 
@@ -439,10 +451,12 @@ class DenseOnly(lrp.LRPRule):
 
 
 def test_custom_gamma_rule_equals_gamma_rule_exactly():
-    np.testing.assert_array_equal(step(MyGammaRule(), dense(), A, R), step(lrp.GammaRule(), dense(), A, R))
+    np.testing.assert_array_equal(step(MyGammaRule(), dense(), A, R),
+                                  step(lrp.GammaRule(), dense(), A, R))
     weight, bias, x, r, *_, kw = conv_case("conv2d_groups")
     conv = lrp.Conv(weight, bias, **kw)
-    np.testing.assert_array_equal(step(MyGammaRule(), conv, x, r), step(lrp.GammaRule(), conv, x, r))
+    np.testing.assert_array_equal(step(MyGammaRule(), conv, x, r),
+                                  step(lrp.GammaRule(), conv, x, r))
 
 
 @pytest.mark.parametrize("rule, expected", [
@@ -464,15 +478,18 @@ def test_custom_hook_rules_on_conv():
                            (NoBias(), O.lrp_generic(m, 0 * bvec, a, rr)),
                            (OnesInput(), O.lrp_generic(m, bvec, np.ones_like(a), rr)),
                            (BigEpsilon(), O.lrp_generic(m, bvec, a, rr, eps=0.3))]:
-        np.testing.assert_allclose(step(rule, conv, x, r), expected.reshape(x.shape), rtol=1e-11, atol=1e-13)
+        np.testing.assert_allclose(step(rule, conv, x, r), expected.reshape(x.shape),
+                                   rtol=1e-11, atol=1e-13)
 
 
 def test_custom_is_compatible_is_honoured():
     weight, bias, *_ = conv_case("conv1d")
     conv = lrp.Conv(weight, bias, stride=2, padding=1)
     with pytest.raises(lrp.LRPCompatibilityError):
-        lrp.LRP(lrp.Chain(conv, lrp.Flatten(), lrp.Dense(np.ones((2, 12)))), [DenseOnly(), lrp.ZeroRule(), DenseOnly()])
-    lrp.LRP(lrp.Chain(conv, lrp.Flatten(), lrp.Dense(np.ones((2, 12)))), [lrp.ZeroRule(), lrp.ZeroRule(), DenseOnly()])
+        lrp.LRP(lrp.Chain(conv, lrp.Flatten(), lrp.Dense(np.ones((2, 12)))),
+                [DenseOnly(), lrp.ZeroRule(), DenseOnly()])
+    lrp.LRP(lrp.Chain(conv, lrp.Flatten(), lrp.Dense(np.ones((2, 12)))),
+            [lrp.ZeroRule(), lrp.ZeroRule(), DenseOnly()])
 
 
 def test_hooks_do_not_mutate_the_layer():
@@ -532,7 +549,8 @@ def test_float32_conv_gives_float32_relevance(rule):
 
 def test_float32_layernorm_rule():
     x = np.random.default_rng(0).normal(size=(2, 4)).astype(np.float32)
-    got = step(lrp.LayerNormRule(), lrp.LayerNorm(4, np.ones(4, np.float32), np.zeros(4, np.float32)), x, x)
+    got = step(lrp.LayerNormRule(),
+               lrp.LayerNorm(4, np.ones(4, np.float32), np.zeros(4, np.float32)), x, x)
     assert got.dtype == np.float32
 
 
@@ -540,8 +558,9 @@ W1 = np.array([[1.0, -1.0], [0.5, 2.0], [-1.0, 1.0]])
 B1 = np.array([0.1, 0.2, -0.3])
 
 
-@pytest.mark.parametrize("rule", [lrp.ZeroRule(), lrp.GammaRule(), MyGammaRule(), Float64ScalarGamma(),
-                                  lrp.ZPlusRule(), lrp.AlphaBetaRule(), lrp.FlatRule(), lrp.WSquareRule(),
+@pytest.mark.parametrize("rule", [lrp.ZeroRule(), lrp.GammaRule(), MyGammaRule(),
+                                  Float64ScalarGamma(), lrp.ZPlusRule(), lrp.AlphaBetaRule(),
+                                  lrp.FlatRule(), lrp.WSquareRule(),
                                   lrp.ZBoxRule(np.full(2, -1.0), np.full(2, 2.0)),
                                   lrp.GeneralizedGammaRule(), lrp.EpsilonRule()], ids=repr)
 def test_analyzer_keeps_float32(rule):
@@ -587,9 +606,11 @@ def _conv_net_with_pool():
      "ZPlusRule", "Flatten"),
     (_conv_net_with_pool(), [lrp.ZeroRule(), lrp.WSquareRule(), lrp.ZeroRule(), lrp.ZeroRule()],
      "WSquareRule", "MaxPool"),
-    (_conv_net_with_pool(), [lrp.ZeroRule(), lrp.ZBoxRule(0.0, 1.0), lrp.ZeroRule(), lrp.ZeroRule()],
+    (_conv_net_with_pool(),
+     [lrp.ZeroRule(), lrp.ZBoxRule(0.0, 1.0), lrp.ZeroRule(), lrp.ZeroRule()],
      "ZBoxRule", "MaxPool"),
-], ids=["gamma-maxpool", "layernorm-dense", "flat-relu", "zplus-flatten", "wsquare-maxpool", "zbox-maxpool"])
+], ids=["gamma-maxpool", "layernorm-dense", "flat-relu", "zplus-flatten", "wsquare-maxpool",
+        "zbox-maxpool"])
 def test_incompatible_rule_raises_when_analyzer_is_built(model, rules, rule_name, layer_name):
     with pytest.raises(lrp.LRPCompatibilityError) as info:
         lrp.LRP(model, rules)
@@ -674,7 +695,8 @@ def test_gamma_rule_on_a_canonized_batchnorm_uses_the_effective_map():
     r = expl.extras["layerwise_relevances"][1]
     s = norm.weight / np.sqrt(norm.running_var + norm.eps)
     t = norm.bias - norm.running_mean * s
-    s_g, t_g = (s + 0.5 * np.maximum(s, 0))[:, None, None], (t + 0.5 * np.maximum(t, 0))[:, None, None]
+    s_g, t_g = ((s + 0.5 * np.maximum(s, 0))[:, None, None],
+                (t + 0.5 * np.maximum(t, 0))[:, None, None])
     z = x * s_g + t_g
     expected = x * s_g * r / (z + 1e-9 * np.where(z >= 0, 1.0, -1.0))
     np.testing.assert_allclose(expl.val, expected, rtol=1e-10, atol=1e-14)

@@ -110,9 +110,9 @@ def test_seed_example_fused_and_unfused_agree(lenet):
     b = lrp.LRP(fused_relus(params), example_rules(MyGammaRule()))(x).val
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     # without canonize, one rule per layer including the ReLUs (which pass relevance on)
-    unfused_rules = [lrp.ZPlusRule(), lrp.ZeroRule(), lrp.EpsilonRule(), MyGammaRule(), lrp.ZeroRule(),
-                     lrp.EpsilonRule(), lrp.ZeroRule(), lrp.ZeroRule(), lrp.ZeroRule(), lrp.ZeroRule(),
-                     lrp.ZeroRule(), lrp.ZeroRule()]
+    unfused_rules = [lrp.ZPlusRule(), lrp.ZeroRule(), lrp.EpsilonRule(), MyGammaRule(),
+                     lrp.ZeroRule(), lrp.EpsilonRule(), lrp.ZeroRule(), lrp.ZeroRule(),
+                     lrp.ZeroRule(), lrp.ZeroRule(), lrp.ZeroRule(), lrp.ZeroRule()]
     c = lrp.LRP(separate_relus(params), unfused_rules, canonize=False)(x).val
     np.testing.assert_allclose(np.asarray(c), np.asarray(a), rtol=1e-12, atol=1e-15)
 
@@ -122,8 +122,8 @@ def test_seed_example_prints_numbered_layers(lenet):
     analyzer = lrp.LRP(separate_relus(params), example_rules(MyGammaRule()))
     text = str(analyzer)
     kinds = ["Conv", "MaxPool", "Conv", "MaxPool", "Flatten", "Dense", "Dense", "Dense"]
-    rules = ["ZPlusRule", "EpsilonRule", "MyGammaRule", "EpsilonRule", "ZeroRule", "ZeroRule", "ZeroRule",
-             "ZeroRule"]
+    rules = ["ZPlusRule", "EpsilonRule", "MyGammaRule", "EpsilonRule", "ZeroRule", "ZeroRule",
+             "ZeroRule", "ZeroRule"]
     for i, (kind, rule) in enumerate(zip(kinds, rules)):
         assert re.search(rf"(?m)^\s*{i}\s+{kind}\(.*{rule}", text), (i, text)
 

@@ -43,7 +43,8 @@ def _tensor(rng, shape, dtype=torch.float64):
 
 def _fits(spatial, k, s, padding, dil, ceil=False):
     try:
-        output_spatial_shape(spatial, (k,) * len(spatial), (s,) * len(spatial), padding, (dil,) * len(spatial), ceil)
+        output_spatial_shape(spatial, (k,) * len(spatial), (s,) * len(spatial), padding,
+                             (dil,) * len(spatial), ceil)
         return True
     except ValueError:
         return False
@@ -67,8 +68,9 @@ def test_conv_and_its_transpose_equal_the_reference(d, k, s, pad, dil, groups):
     torch.testing.assert_close(y, reference.conv(x, w, **geometry), rtol=1e-12, atol=1e-12)
     g = _tensor(rng, tuple(y.shape))
     xt = tk.conv_transpose(g, w, input_shape=tuple(x.shape), **geometry)
-    torch.testing.assert_close(xt, reference.conv_transpose(g, w, input_shape=tuple(x.shape), **geometry),
-                               rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        xt, reference.conv_transpose(g, w, input_shape=tuple(x.shape), **geometry),
+        rtol=1e-12, atol=1e-12)
     # the adjoint identity <conv(x), g> = <x, conv_transpose(g)>
     assert math.isclose(float((y * g).sum()), float((x * xt).sum()), rel_tol=1e-10)
 
@@ -89,13 +91,17 @@ def test_max_pool_and_its_transpose_equal_the_reference(d, k, s, pad, dil, ceil_
         assert torch.equal(y, y_ref)
         assert torch.equal(index, index_ref), "the tap index of the first maximum (row-major)"
         g = _tensor(rng, tuple(y.shape), x.dtype)
-        torch.testing.assert_close(tk.max_pool_transpose(g, index, input_shape=tuple(x.shape), **geometry),
-                                   reference.max_pool_transpose(g, index_ref, input_shape=tuple(x.shape), **geometry))
+        torch.testing.assert_close(
+            tk.max_pool_transpose(g, index, input_shape=tuple(x.shape), **geometry),
+            reference.max_pool_transpose(g, index_ref, input_shape=tuple(x.shape), **geometry))
 
 
-@pytest.mark.parametrize("d, k, s, pad, dil", [g for d in (1, 2, 3) for g in _geometries(d, dilations=(1,))])
-@pytest.mark.parametrize("ceil_mode, count_include_pad", [(False, True), (True, False), (True, True)])
-def test_avg_pool_and_its_transpose_equal_the_reference(d, k, s, pad, dil, ceil_mode, count_include_pad):
+@pytest.mark.parametrize("d, k, s, pad, dil",
+                         [g for d in (1, 2, 3) for g in _geometries(d, dilations=(1,))])
+@pytest.mark.parametrize("ceil_mode, count_include_pad",
+                         [(False, True), (True, False), (True, True)])
+def test_avg_pool_and_its_transpose_equal_the_reference(d, k, s, pad, dil, ceil_mode,
+                                                        count_include_pad):
     rng = _rng("avg", d, k, s, pad, ceil_mode, count_include_pad)
     spatial = (7, 6, 5)[:d]
     padding = _padding(pad, d)
@@ -108,8 +114,9 @@ def test_avg_pool_and_its_transpose_equal_the_reference(d, k, s, pad, dil, ceil_
     torch.testing.assert_close(y, reference.avg_pool(x, **geometry), rtol=1e-12, atol=1e-12)
     g = _tensor(rng, tuple(y.shape))
     xt = tk.avg_pool_transpose(g, input_shape=tuple(x.shape), **geometry)
-    torch.testing.assert_close(xt, reference.avg_pool_transpose(g, input_shape=tuple(x.shape), **geometry),
-                               rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        xt, reference.avg_pool_transpose(g, input_shape=tuple(x.shape), **geometry),
+        rtol=1e-12, atol=1e-12)
     assert math.isclose(float((y * g).sum()), float((x * xt).sum()), rel_tol=1e-10)
 
 
@@ -117,14 +124,16 @@ def test_avg_pool_and_its_transpose_equal_the_reference(d, k, s, pad, dil, ceil_
 def test_max_pool_ties_go_to_the_first_maximum_in_row_major_order(memory_format):
     x = torch.zeros(1, 2, 4, 4, dtype=torch.float32).contiguous(memory_format=memory_format)
     x[0, 1, 1, 1] = x[0, 1, 1, 2] = x[0, 1, 2, 1] = 1.0  # three tied maxima in one 3x3 window
-    y, index = tk.max_pool(x, kernel=(3, 3), stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1),
-                           ceil_mode=False)
+    y, index = tk.max_pool(x, kernel=(3, 3), stride=(1, 1), padding=((0, 0), (0, 0)),
+                           dilation=(1, 1), ceil_mode=False)
     assert index[0, 0].tolist() == [[0, 0], [0, 0]]  # all-zero windows: the first tap
     assert index[0, 1, 0, 0].item() == 4  # window at (0, 0): taps (1, 1), (1, 2), (2, 1) -> 4 first
     assert index[0, 1, 0, 1].item() == 3  # window at (0, 1): taps (1, 0), (1, 1), (2, 0) -> 3 first
     routed = tk.max_pool_transpose(torch.ones_like(y), index, kernel=(3, 3), stride=(1, 1),
-                                   padding=((0, 0), (0, 0)), dilation=(1, 1), input_shape=tuple(x.shape))
-    assert routed[0, 1, 1, 1].item() == 4 and routed[0, 1].sum().item() == 4  # all four windows pick (1, 1)
+                                   padding=((0, 0), (0, 0)), dilation=(1, 1),
+                                   input_shape=tuple(x.shape))
+    # all four windows pick (1, 1)
+    assert routed[0, 1, 1, 1].item() == 4 and routed[0, 1].sum().item() == 4
 
 
 def test_kernels_do_not_write_into_their_inputs():
@@ -134,8 +143,8 @@ def test_kernels_do_not_write_into_their_inputs():
     geometry = dict(stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
     y = tk.conv(x, w, **geometry)
     tk.conv_transpose(y, w, input_shape=tuple(x.shape), **geometry)
-    _, index = tk.max_pool(x, kernel=(2, 2), stride=(2, 2), padding=((0, 0), (0, 0)), dilation=(1, 1),
-                           ceil_mode=False)
+    _, index = tk.max_pool(x, kernel=(2, 2), stride=(2, 2), padding=((0, 0), (0, 0)),
+                           dilation=(1, 1), ceil_mode=False)
     assert (x._version, w._version) == versions
 
 
@@ -150,6 +159,7 @@ def test_to_numpy_erf_and_compute_context():
     assert isinstance(array, np.ndarray) and np.shares_memory(array, x.numpy())
     assert tk.to_numpy(x.bfloat16()).dtype == np.float32
     assert tk.to_numpy(x.requires_grad_(True)).dtype == np.float64
-    np.testing.assert_allclose(tk.erf(x.detach()).numpy(), special.erf(x.detach()).numpy(), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(tk.erf(x.detach()).numpy(), special.erf(x.detach()).numpy(),
+                               rtol=1e-13, atol=1e-15)
     with tk.compute_context():
         assert torch.is_inference_mode_enabled()

@@ -38,14 +38,17 @@ ARCHITECTURES = {
     "alexnet": 64, "squeezenet1_0": 32, "squeezenet1_1": 32, "mobilenet_v2": 32, "densenet121": 32,
 }
 RELU_NETWORKS = set(ARCHITECTURES) - {"mobilenet_v2"}  # ReLU6 saturates: no gradient identity
-ZENNIT_PRESETS = ["EpsilonPlus", "EpsilonPlusFlat", "EpsilonAlpha2Beta1", "EpsilonAlpha2Beta1Flat", "EpsilonGammaBox"]
+ZENNIT_PRESETS = ["EpsilonPlus", "EpsilonPlusFlat", "EpsilonAlpha2Beta1", "EpsilonAlpha2Beta1Flat",
+                  "EpsilonGammaBox"]
 NUMPY_PRESETS = ["ZeroRule", "EpsilonPlusFlat", "EpsilonGammaBox"]
 # The VGGs carry a 25088 x 4096 float64 matrix (822 MB) that Zennit copies for every pass: to keep
 # the suite within minutes each VGG is compared with Zennit on one preset (all five presets are
 # covered across the four VGGs), and with NumPy on ZeroRule only.
 SUBSETS = {
-    "zennit": {"vgg11": ["EpsilonGammaBox"], "vgg11_bn": ["EpsilonPlusFlat"], "vgg16": ["EpsilonAlpha2Beta1Flat"],
-               "vgg16_bn": ["EpsilonPlus", "EpsilonAlpha2Beta1"], "resnet50": ["EpsilonPlusFlat", "EpsilonGammaBox"],
+    "zennit": {"vgg11": ["EpsilonGammaBox"], "vgg11_bn": ["EpsilonPlusFlat"],
+               "vgg16": ["EpsilonAlpha2Beta1Flat"],
+               "vgg16_bn": ["EpsilonPlus", "EpsilonAlpha2Beta1"],
+               "resnet50": ["EpsilonPlusFlat", "EpsilonGammaBox"],
                "squeezenet1_0": ["EpsilonPlus", "EpsilonGammaBox"]},
     "numpy": {name: ["ZeroRule"] for name in ("vgg11", "vgg11_bn", "vgg16", "vgg16_bn")},
     "captum": {"vgg11_bn": ["ZeroRule"], "vgg16": ["ZeroRule"], "vgg16_bn": ["ZeroRule"]},
@@ -76,7 +79,8 @@ class Case:
     def __init__(self, name: str):
         self.name = name
         torch.manual_seed(0)
-        self.model = reinitialise(getattr(torchvision.models, name)(weights=None).double().eval(), seed=1)
+        self.model = reinitialise(getattr(torchvision.models, name)(weights=None).double().eval(),
+                                  seed=1)
         size = ARCHITECTURES[name]
         g = torch.Generator().manual_seed(2)
         self.x = torch.rand(2, 3, size, size, dtype=torch.float64, generator=g)
@@ -84,7 +88,8 @@ class Case:
         self._cache = {}
 
     def explain(self, preset: str, x=None, **options):
-        key = (preset, "numpy" if isinstance(x, np.ndarray) else "torch", tuple(sorted(options.items())))
+        key = (preset, "numpy" if isinstance(x, np.ndarray) else "torch",
+               tuple(sorted(options.items())))
         if key not in self._cache:
             analyzer = lrp.LRP(self.model, _presets()[preset], **options)
             self._cache[key] = analyzer(self.x if x is None else x)
@@ -103,12 +108,14 @@ def test_graph_computes_the_module_output(case):
     for model in (graph, lrp.canonize(graph)):
         out = model.forward(case.x)
         assert out.dtype == torch.float64
-        torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12 * float(expected.abs().max()))
+        torch.testing.assert_close(out, expected, rtol=1e-12,
+                                   atol=1e-12 * float(expected.abs().max()))
 
 
 def test_lrp0_from_the_logit_equals_gradient_times_input(case):
     if case.name not in RELU_NETWORKS:
-        pytest.skip("MobileNetV2's ReLU6 saturates: its gradient is 0 where LRP passes relevance on")
+        pytest.skip("MobileNetV2's ReLU6 saturates: "
+                    "its gradient is 0 where LRP passes relevance on")
     # LRP-0 is LRP-ε with ε -> 0: with ε = 1e-100 the identity holds to rounding
     exact = lrp.LRP(case.model, lrp.EpsilonRule(1e-100), normalize_output_relevance=False)(case.x)
     expected = gradient_times_input(case.model, case.x, exact.output_selection)
@@ -191,7 +198,8 @@ def _zennit_canonizers(name, model):
 
 def _generalised_gamma_box():
     return lrp.Composite(
-        lrp.GlobalTypeMap({lrp.ConvLayer: lrp.GeneralizedGammaRule(0.25), lrp.Dense: lrp.EpsilonRule(1e-6),
+        lrp.GlobalTypeMap({lrp.ConvLayer: lrp.GeneralizedGammaRule(0.25),
+                           lrp.Dense: lrp.EpsilonRule(1e-6),
                            lrp.NormalizationLayer: lrp.PassRule(), lrp.DropoutLayer: lrp.PassRule(),
                            lrp.ReshapingLayer: lrp.PassRule()}),
         lrp.FirstLayerTypeMap({lrp.ConvLayer: lrp.ZBoxRule(0.0, 1.0)}),
@@ -272,8 +280,10 @@ def test_agrees_with_captum(case, captum_model, rules):
     composite = {"ZeroRule": lrp.ZeroRule(),
                  "GammaRule": lrp.Composite(lrp.GlobalTypeMap({lrp.Conv: lrp.GammaRule(0.25)})),
                  "ZPlusRule": lrp.Composite(lrp.GlobalTypeMap({lrp.Conv: lrp.ZPlusRule()}))}[rules]
-    ours = lrp.LRP(captum_model, composite, normalize_output_relevance=False, canonize=False)(case.x)
-    conv_rule = {"ZeroRule": EpsilonRule, "GammaRule": lambda: GammaRule(0.25), "ZPlusRule": Alpha1_Beta0_Rule}[rules]
+    ours = lrp.LRP(captum_model, composite, normalize_output_relevance=False,
+                   canonize=False)(case.x)
+    conv_rule = {"ZeroRule": EpsilonRule, "GammaRule": lambda: GammaRule(0.25),
+                 "ZPlusRule": Alpha1_Beta0_Rule}[rules]
     for m in captum_model.modules():
         if isinstance(m, nn.Conv2d):
             m.rule = conv_rule()
