@@ -54,8 +54,8 @@ def demo_analyzers(model) -> dict[str, LRP]:
     return {
         "ZeroRule": LRP(model),
         "EpsilonPlus": LRP(model, presets.EpsilonPlus()),
-        "custom-rule example\nwith MyGammaRule": LRP(model, example_rules(MyGammaRule())),
-        "custom-rule example\nwith GammaRule": LRP(model, example_rules(rules.GammaRule())),
+        "rule list with\nMyGammaRule": LRP(model, example_rules(MyGammaRule())),
+        "rule list with\nGammaRule": LRP(model, example_rules(rules.GammaRule())),
     }
 
 
@@ -69,7 +69,7 @@ def run_demo(out_dir=".", digits=DEFAULT_DIGITS, *, echo=print) -> dict:
     x, labels = images[index], labels[index]
 
     analyzers = demo_analyzers(model)
-    custom = analyzers["custom-rule example\nwith MyGammaRule"]
+    custom = analyzers["rule list with\nMyGammaRule"]
     echo("The RelevancePropagation.jl custom-rule example's rules, with the two-line custom rule:")
     echo("    class MyGammaRule(lrp.LRPRule):")
     echo("        def modify_parameters(self, param):")
@@ -77,8 +77,8 @@ def run_demo(out_dir=".", digits=DEFAULT_DIGITS, *, echo=print) -> dict:
     echo(repr(custom))
     explanations = {title: analyzer(x) for title, analyzer in analyzers.items()}
 
-    a = explanations["custom-rule example\nwith MyGammaRule"].val
-    b = explanations["custom-rule example\nwith GammaRule"].val
+    a = explanations["rule list with\nMyGammaRule"].val
+    b = explanations["rule list with\nGammaRule"].val
     difference = float(np.max(np.abs(a - b)))
     predicted = explanations["ZeroRule"].output_selection
     record = load_npz("lenet5_digits.npz")
