@@ -155,10 +155,10 @@ def lenet5_chain(state):
 
 
 @needs_torch
-@pytest.mark.parametrize("preset", sorted(PRESETS) + ["ZeroRule"])
+@pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_lenet5_onnx_equals_pth_through_the_two_readers(preset, digits):
     x, _ = digits
-    rules = lrp.ZeroRule() if preset == "ZeroRule" else PRESETS[preset](0.0, 1.0)
+    rules = PRESETS[preset](0.0, 1.0)
     module = lenet5_torch()
     from_onnx = lrp.LRP(data_path(*MNIST_MODELS["lenet5"]), rules)
     from_pth = lrp.LRP(module, rules)

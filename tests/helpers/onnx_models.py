@@ -5,10 +5,13 @@ test module when onnxruntime is missing."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
 import lrp_core as lrp
+from lrp_core.presets import NEEDS_BOUNDS
 
 from .tolerances import assert_relevance_close
 
@@ -18,13 +21,12 @@ __all__ = ["PRESETS", "assert_relevance_close", "make_model", "numpy_gradient_ti
            "ort_forward"]
 
 
-PRESETS = {
-    "EpsilonPlus": lambda low, high: lrp.EpsilonPlus(),
-    "EpsilonPlusFlat": lambda low, high: lrp.EpsilonPlusFlat(),
-    "EpsilonAlpha2Beta1": lambda low, high: lrp.EpsilonAlpha2Beta1(),
-    "EpsilonAlpha2Beta1Flat": lambda low, high: lrp.EpsilonAlpha2Beta1Flat(),
-    "EpsilonGammaBox": lambda low, high: lrp.EpsilonGammaBox(low, high),
-}
+def _preset(name, low, high):
+    return lrp.preset(name, low=low, high=high) if name in NEEDS_BOUNDS else lrp.preset(name)
+
+
+#: every preset of the registry (lrp.PRESETS), as ``PRESETS[name](low, high)``
+PRESETS = {name: functools.partial(_preset, name) for name in lrp.PRESETS}
 
 
 def make_model(nodes, x_shape, inits=None, opset=17, outputs=("y",), inputs=None, domains=(),
