@@ -328,7 +328,7 @@ def test_the_model_and_input_are_untouched(name, preset, make):
 def test_builtin_names():
     assert set(impls.BUILTIN_IMPLEMENTATIONS) == {
         "lrp_core-numpy", "lrp_core-torch", "lrp_core-array-api-strict", "lrp_core-cupy",
-        "zennit", "captum"}
+        "zennit", "zennit-defaults", "captum"}
     available = impls.available_implementations()
     assert {"lrp_core-numpy", "lrp_core-torch"} <= set(available)
     for name in available:
@@ -418,3 +418,32 @@ def test_unknown_names_and_unimportable_modules(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ValueError, match="no_such_dependency_here"):
         impls.load_implementation("broken_plugin_for_test:Impl")
+
+
+def test_zennit_as_documented_doubles_relevance_at_a_residual_addition():
+    """The finding of docs/conformance.md: Zennit's composites used as documented pass the
+    gradient through a ``+`` written outside a module, so both summands get the whole relevance
+    (the input relevance sums to 2); configured with its Sum module (the ``zennit`` adapter), it
+    is conservative like lrp-core."""
+    pytest.importorskip("zennit")
+    import torch
+    from torch import nn
+
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner, self.head = nn.Linear(2, 2, bias=False), nn.Linear(2, 1, bias=False)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.inner(x)) + x)
+
+    model = Residual().double().eval()
+    with torch.no_grad():
+        model.inner.weight.copy_(torch.tensor([[0.5, 0.2], [0.3, 0.4]], dtype=torch.float64))
+        model.head.weight.copy_(torch.tensor([[0.6, 0.7]], dtype=torch.float64))
+    x = torch.tensor([[0.9, 0.8]], dtype=torch.float64)
+    documented = impls.load_implementation("zennit-defaults").explain(model, x, "epsilon_plus", [0])
+    matched = impls.load_implementation("zennit").explain(model, x, "epsilon_plus", [0])
+    ours = impls.load_implementation("lrp_core-numpy").explain(model, x, "epsilon_plus", [0])
+    assert abs(ours.sum() - 1) < 1e-5 and abs(matched.sum() - 1) < 1e-5
+    assert abs(documented.sum() - 2) < 1e-4
