@@ -159,8 +159,11 @@ def register_backend(name: str, backend: Backend | str, framework: str | None = 
 
 
 def _missing_framework(error: ImportError, framework: str) -> bool:
+    """Whether ``error`` says that ``framework`` itself is not installed (and not that something
+    inside an installed framework or backend module failed)."""
     missing = error.name or ""
-    return missing == framework or missing.startswith(framework + ".")
+    return isinstance(error, ModuleNotFoundError) and (
+        missing == framework or missing.startswith(framework + "."))
 
 
 def _load(name: str) -> Backend:
