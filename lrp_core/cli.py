@@ -15,8 +15,11 @@ the backends (``lrp_core.backends``), and only when the model or ``--backend`` n
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import pathlib
 import sys
+import warnings
 
 import numpy as np
 
@@ -43,6 +46,27 @@ COMPOSITES = tuple(name.replace("_", "-") for name in PRESETS)
 BOXED = tuple(name.replace("_", "-") for name in PRESETS if name in NEEDS_BOUNDS)
 PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+#: the largest side of a heatmap PNG, in pixels (``--scale`` beyond it is refused)
+MAX_HEATMAP_SIDE = 16384
+
+
+# -- the output folder (both commands) ---------------------------------------------------------
+
+def _out_folder(text: str) -> pathlib.Path:
+    """The ``--out`` folder, created if missing; a file there, or a folder that cannot be created
+    or written, is the user's to fix."""
+    out = pathlib.Path(text)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {text} is a file, not a folder: give a folder (it is created if "
+                        "missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"--out {text}: cannot create the folder ({error.strerror or error}): "
+                        "give a folder that can be created and written") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UserError(f"--out {text}: the folder is not writable: give one that is")
+    return out
 
 
 # -- lrp demo ----------------------------------------------------------------------------------
@@ -59,7 +83,14 @@ def _digits(text: str) -> tuple[int, ...]:
 
 
 def demo(args) -> int:
-    result = run_demo(args.out, args.digits)
+    _out_folder(args.out)
+    try:
+        result = run_demo(args.out, args.digits)
+    except OSError as error:
+        if error.filename is None or not str(error.filename).startswith(str(args.out)):
+            raise
+        raise UserError(f"--out {args.out}: cannot write demo.png there "
+                        f"({error.strerror or error})") from None
     return 0 if result["difference"] == 0.0 else 1
 
 
@@ -67,10 +98,23 @@ def demo(args) -> int:
 
 def _floats(text: str) -> tuple[float, ...]:
     try:
-        return tuple(float(v) for v in text.split(","))
+        values = tuple(float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or numbers separated by commas, "
                                          f"got {text!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
+    return values
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -79,6 +123,9 @@ def _size(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH, like 224x224; "
                                          f"got {text!r}") from None
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f"height and width are positive, like 224x224; "
+                                         f"got {text!r}")
     return height, width
 
 
@@ -90,10 +137,16 @@ def _check_model_path(path: str) -> pathlib.Path:
                         "(loading a pickle can run arbitrary code): export the model to ONNX with "
                         "torch.onnx.export(model, example_input, 'model.onnx'), or explain it "
                         "from Python with lrp.LRP(module)")
+    if model.is_dir():
+        found = sorted(p.name for p in model.glob("*.onnx"))[:3]
+        hint = f" (it holds {', '.join(found)})" if found else ""
+        raise UserError(f"the model {path} is a folder{hint}: give one ONNX model, a .onnx file")
     if not model.is_file():
         raise UserError(f"model file not found: {path}")
     if model.suffix.lower() != ".onnx":
         raise UserError(f"{path}: lrp explain reads ONNX models (.onnx files)")
+    if model.stat().st_size == 0:
+        raise UserError(f"the model {path} is an empty file (0 bytes), not an ONNX model")
     return model
 
 
@@ -126,6 +179,9 @@ def _shape_text(shape) -> str:
 
 def _check_input_path(path: str) -> pathlib.Path:
     file = pathlib.Path(path)
+    if file.is_dir():
+        raise UserError(f"the input {path} is a folder: give its files, images (PNG, JPEG, ...) "
+                        "or .npy arrays")
     if not file.is_file():
         raise UserError(f"input file not found: {path}")
     if file.suffix.lower() != ".npy" and file.suffix.lower() not in IMAGE_SUFFIXES:
@@ -139,32 +195,95 @@ def _read_input(path: str, sample_shape: tuple, mean, std) -> tuple[np.ndarray, 
     file = _check_input_path(path)
     suffix = file.suffix.lower()
     if suffix == ".npy":
-        array = np.load(file, allow_pickle=False)
-        if not np.issubdtype(array.dtype, np.number):
-            raise UserError(f"{path}: expected a numeric array, got dtype {array.dtype}")
+        array = _load_npy(file, path)
+        if array.size == 0:
+            raise UserError(f"{path} holds an empty array, of shape {array.shape}; the model takes "
+                            f"{_shape_text(sample_shape)} per input")
         if array.shape == sample_shape[1:] and sample_shape[0] == 1:
             array = array[None]
         elif array.shape == (1, *sample_shape):
             array = array[0]
         if array.shape != sample_shape:
+            fits = len(array.shape) == len(sample_shape) and all(
+                d is None or d == a for d, a in zip(sample_shape, array.shape))
+            if fits and len(sample_shape) == 3:
+                raise UserError(f"{path}: the model leaves its input size open "
+                                f"{_shape_text((None, *sample_shape))}: give --size "
+                                f"{array.shape[1]}x{array.shape[2]} for this array")
             raise UserError(f"{path} holds an array of shape {array.shape}; the model takes "
                             f"{_shape_text(sample_shape)} per input "
                             "(.npy inputs are used as they are)")
+        if not np.isfinite(array).all():
+            raise UserError(f"{path} holds NaN or infinite values: the model takes finite numbers")
         return array.astype(np.float32), None
     if len(sample_shape) != 3 or None in sample_shape:
         raise UserError(f"{path}: an image needs a model input (N, C, H, W) with a fixed height "
                         f"and width; this model takes {_shape_text((None, *sample_shape))} "
                         "(give --size HxW, or .npy inputs)")
     channels, height, width = sample_shape
-    try:
-        image = load_image(file, "L" if channels == 1 else "RGB")
-    except OSError as error:
-        raise UserError(f"{path}: not an image Pillow can read ({error})") from error
+    image = _load_image(file, path, "L" if channels == 1 else "RGB")
     try:
         x = to_model_input(image, channels, (height, width), mean=mean, std=std)
     except ValueError as error:
         raise UserError(f"{path}: {error}") from error
     return x, image
+
+
+def _load_npy(file: pathlib.Path, path: str) -> np.ndarray:
+    """The array of a ``.npy`` file; never unpickles (``allow_pickle=False``)."""
+    with open(file, "rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY":
+        raise UserError(f"{path} is not a .npy file (no NumPy header): save inputs with "
+                        "numpy.save")
+    try:
+        array = np.load(file, allow_pickle=False)
+    except ValueError as error:
+        if "allow_pickle" in str(error) or "bject" in str(error):
+            raise UserError(f"{path} holds Python objects (dtype object), which lrp never "
+                            "unpickles: save a numeric array, like numpy.save(path, "
+                            "x.astype(numpy.float32))") from None
+        raise UserError(f"{path}: not a readable .npy array ({_first_line(error)})") from None
+    except (OSError, EOFError) as error:
+        raise UserError(f"{path}: not a readable .npy array ({_first_line(error)})") from None
+    if array.dtype.kind not in "iuf":
+        raise UserError(f"{path}: expected a real numeric array (integers or floats), got dtype "
+                        f"{array.dtype}")
+    return array
+
+
+def _load_image(file: pathlib.Path, path: str, mode: str) -> np.ndarray:
+    """An image file through Pillow; one larger than Pillow's limit (a decompression bomb, which
+    Pillow warns of or refuses) is refused before it is decoded."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return load_image(file, mode)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise UserError(f"{path}: the image is too large to read safely ({_first_line(error)}): "
+                        "give a smaller image") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as error:
+        raise UserError(f"{path}: not an image Pillow can read ({_first_line(error)})") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _heatmap_scale(args, shape: tuple) -> int:
+    """``--scale``, or up to about 224 pixels; refused when the PNG would be too large."""
+    side = max(shape[:2])
+    if args.scale is None:
+        return max(1, 224 // side)
+    if side * args.scale > MAX_HEATMAP_SIDE:
+        raise UserError(f"--scale {args.scale} would draw a {shape[0] * args.scale}x"
+                        f"{shape[1] * args.scale} pixel heatmap; the limit is "
+                        f"{MAX_HEATMAP_SIDE} pixels a side: give --scale "
+                        f"{max(1, MAX_HEATMAP_SIDE // side)} or less")
+    return args.scale
 
 
 def _explicit_bounds(args, needs_bounds: bool):
@@ -245,8 +364,18 @@ def explain(args) -> int:
                         f"choose one of: {', '.join(COMPOSITES)}")
     if args.scale is not None and args.scale < 1:
         raise UserError("--scale must be a positive integer")
+    if args.scale is not None and args.scale > MAX_HEATMAP_SIDE:
+        raise UserError(f"--scale {args.scale} is too large: a heatmap PNG is at most "
+                        f"{MAX_HEATMAP_SIDE} pixels a side: give a smaller --scale, like 8")
     if args.batch_size < 1:
         raise UserError("--batch-size must be a positive integer")
+    if args.output_selection is not None and args.output_selection < 0:
+        raise UserError(f"--output-selection is an output index, 0 or more; "
+                        f"got {args.output_selection}")
+    if not 0.0 <= args.alpha <= 1.0:
+        raise UserError(f"--alpha is an opacity in [0, 1]; got {args.alpha}")
+    if args.percentile is not None and not 0.0 < args.percentile <= 100.0:
+        raise UserError(f"--percentile must be in (0, 100], like 99.5; got {args.percentile}")
     model_shape = _onnx_input_shape(model_path)
     if len(model_shape) < 2:
         raise UserError(f"{model_path}: the model input has shape {_shape_text(model_shape)}; "
@@ -266,7 +395,7 @@ def explain(args) -> int:
     try:
         _colormap(args.colormap)
     except ValueError as error:
-        raise UserError(str(error)) from None
+        raise UserError(f"--colormap: {error}") from None
 
     needs_bounds = args.composite in BOXED
     bounds = _explicit_bounds(args, needs_bounds)
@@ -278,8 +407,7 @@ def explain(args) -> int:
     image_bounds = _image_bounds(mean, std, sample_shape) if per_input else None
     analyzer = _analyzer(graph, args.composite, image_bounds if per_input else bounds, model_path)
 
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _out_folder(args.out)
     stems = _unique_stems(args.inputs)
     bar = _progress(len(args.inputs),
                     enabled=len(args.inputs) >= args.progress_from and not args.quiet)
@@ -292,7 +420,14 @@ def explain(args) -> int:
             if per_input and any(image is None for image in images):
                 own = _batch_bounds(inputs, images, image_bounds)
                 explainer = _analyzer(graph, args.composite, own, model_path)
-            expl = explainer(_to_backend(np.stack(inputs), args.backend), args.output_selection)
+            try:
+                expl = explainer(_to_backend(np.stack(inputs), args.backend),
+                                 args.output_selection)
+            except ValueError as error:  # cannot be done (exit status 1), named after the option
+                if args.output_selection is None or "out of range" not in str(error):
+                    raise
+                raise ValueError(f"--output-selection {args.output_selection} is out of range: "
+                                 f"{_first_line(error).split(': ', 1)[-1]}") from None
             relevance = to_numpy(expl.val)
             overlay = None
             if args.overlay:
@@ -303,10 +438,14 @@ def explain(args) -> int:
             for k, path in enumerate(paths):
                 selected = expl.output_selection[k]
                 name = f"{stems[start + k]}_lrp_{args.composite}_out{selected}"
-                scale = args.scale or max(1, 224 // max(rendered[k].shape[:2]))
-                png = save_image(out / f"{name}.png", rendered[k], scale=scale)
-                if args.save_relevance:
-                    np.save(out / f"{name}.npy", relevance[k])
+                scale = _heatmap_scale(args, rendered[k].shape)
+                try:
+                    png = save_image(out / f"{name}.png", rendered[k], scale=scale)
+                    if args.save_relevance:
+                        np.save(out / f"{name}.npy", relevance[k])
+                except OSError as error:
+                    raise UserError(f"--out {args.out}: cannot write {name} there "
+                                    f"({error.strerror or error})") from None
                 if bar is None and not args.quiet:
                     print(f"{path}: explained output {selected} -> {png}")
             if bar is not None:
@@ -406,20 +545,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "0.485,0.456,0.406")
     e.add_argument("--std", type=_floats, default=None, metavar="S",
                    help="divides after --mean (same form)")
-    e.add_argument("--low", type=float, default=None, metavar="L",
+    e.add_argument("--low", type=_finite, default=None, metavar="L",
                    help=f"with --high: the bounds of every input for {' and '.join(BOXED)}'s "
                         "ZBoxRule (overriding the defaults: for an image, the pixel range [0, 1] "
                         "through (x - mean) / std; for a .npy input, its own smallest and largest "
                         "value)")
-    e.add_argument("--high", type=float, default=None, metavar="H", help="with --low: see --low")
+    e.add_argument("--high", type=_finite, default=None, metavar="H", help="with --low: see --low")
     e.add_argument("--size", type=_size, default=None, metavar="HxW",
                    help="input height and width, for models whose graph leaves them open")
     e.add_argument("--overlay", action="store_true", help="draw each heatmap over its input image")
-    e.add_argument("--alpha", type=float, default=0.6,
+    e.add_argument("--alpha", type=_finite, default=0.6,
                    help="heatmap opacity for --overlay (default: 0.6)")
     e.add_argument("--colormap", default="seismic", metavar="NAME",
                    help="a colormap name of the cmap library (default: seismic)")
-    e.add_argument("--percentile", type=float, default=None, metavar="P",
+    e.add_argument("--percentile", type=_finite, default=None, metavar="P",
                    help="clip the relevance at its P-th percentile of |R| first (e.g. 99.5)")
     e.add_argument("--scale", type=int, default=None, metavar="F",
                    help="enlarge the heatmap PNGs F times (default: up to about 224 pixels)")
@@ -451,6 +590,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("lrp: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        if args.debug:
+            raise
+        print("lrp: error: out of memory (a smaller --batch-size, --size or --scale may help)",
+              file=sys.stderr)
+        return 1
     except Exception as error:
         if args.debug:
             raise
