@@ -14,30 +14,32 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from onnx import numpy_helper
 
-from .nodes import BATCH, ints, np_dtype, read_axes, shape_slice, show
+from .loading import MAX_ELEMENTS, too_large
+from .nodes import BATCH, axis_in, ints, np_dtype, read_axes, shape_slice, show
 
 __all__ = ["FOLDINGS"]
 
-_MAX_FOLDED_ELEMENTS = 1 << 26  # a folded constant larger than this is not a shape computation
-
 
 def _check_size(t, n, shape):
+    """``shape`` as ints; refused when it depends on the batch size or holds more than
+    :data:`~lrp_core.backends.readers.onnx.loading.MAX_ELEMENTS` elements. Called before the
+    result is allocated."""
     shape = ints(shape)
     if any(s == BATCH for s in shape) or any(s < 0 for s in shape):
         raise t.unsupported(n, f"it builds a tensor of shape {show(shape)}, which depends on the "
                                "batch size")
-    if math.prod(shape) > _MAX_FOLDED_ELEMENTS:
-        raise t.unsupported(n, f"it builds a constant of {math.prod(shape)} elements; constant "
-                               "folding is meant for shape computations")
+    if math.prod(shape) > MAX_ELEMENTS:
+        raise too_large(t.label, f"the result of node {n.label} ({n.op_type}, shape "
+                                 f"{show(shape)})", math.prod(shape))
     return shape
 
 
 def _fold_constant(t, n, c):
-    value = n.attr("value")
-    if value is not None:
-        return [numpy_helper.to_array(value).copy()]
+    for key in ("value", "sparse_value"):
+        value = n.attr(key)
+        if value is not None:  # decoded by the loader's one function for tensors
+            return [np.array(value)]
     for key, dtype in (("value_float", np.float32), ("value_floats", np.float32),
                        ("value_int", np.int64), ("value_ints", np.int64)):
         if key in n.attrs:
@@ -52,7 +54,20 @@ def _fold_shape(t, n, c):
 
 
 def _fold_concat(t, n, c):
-    return [np.concatenate([x for x in c if x is not None], axis=n.attr("axis"))]
+    parts = [x for x in c if x is not None]
+    axis = axis_in(t, n, n.attr("axis"), parts[0].ndim)
+    _check_size(t, n, [sum(x.shape[axis] if x.ndim > axis else 0 for x in parts)]
+                + [s for i, s in enumerate(parts[0].shape) if i != axis])
+    return [np.concatenate(parts, axis=axis)]
+
+
+def _fold_gather(t, n, c):
+    data, indices = c[0], c[1].astype(np.int64)
+    axis = axis_in(t, n, n.attr("axis", 0), data.ndim)
+    _check_size(t, n, list(data.shape[:axis]) + list(indices.shape) + list(data.shape[axis + 1:]))
+    if np.any(indices < -data.shape[axis]) or np.any(indices >= data.shape[axis]):
+        raise t.unsupported(n, f"an index lies outside the axis of length {data.shape[axis]}")
+    return [np.take(data, indices, axis=axis)]
 
 
 def _fold_slice(t, n, c):
@@ -68,7 +83,9 @@ def _fold_slice(t, n, c):
     steps = [1] * len(starts) if steps is None else steps
     index = [slice(None)] * data.ndim
     for start, end, axis, step in zip(starts, ends, axes, steps):
-        index[axis % data.ndim] = slice(int(start), int(end), int(step))
+        if int(step) == 0:
+            raise t.unsupported(n, "a step of 0")
+        index[axis_in(t, n, axis, data.ndim, "axis")] = slice(int(start), int(end), int(step))
     return [data[tuple(index)]]
 
 
@@ -83,23 +100,27 @@ def _fold_reshape(t, n, c):
 def _fold_unsqueeze(t, n, c):
     axes = read_axes(t, n, 1, 13)
     rank = c[0].ndim + len(axes)
-    return [np.expand_dims(c[0], tuple(sorted(a % rank for a in axes)))]
+    axes = {axis_in(t, n, a, rank) for a in axes}
+    if len(axes) != rank - c[0].ndim:
+        raise t.unsupported(n, "it repeats an axis")
+    return [np.expand_dims(c[0], tuple(sorted(axes)))]
 
 
 def _fold_squeeze(t, n, c):
     axes = read_axes(t, n, 1, 13)
     if axes is None:
         return [np.squeeze(c[0])]
-    return [np.squeeze(c[0], axis=tuple(a % c[0].ndim for a in axes))]
+    return [np.squeeze(c[0], axis=tuple(axis_in(t, n, a, c[0].ndim) for a in axes))]
 
 
 def _fold_flatten(t, n, c):
-    axis = int(n.attr("axis", 1))
-    axis = axis + c[0].ndim if axis < 0 else axis
+    axis = int(n.attr("axis", 1))  # in [-rank, rank]
+    axis = c[0].ndim if axis == c[0].ndim else axis_in(t, n, axis, c[0].ndim)
     return [c[0].reshape(math.prod(c[0].shape[:axis]), math.prod(c[0].shape[axis:]))]
 
 
 def _fold_div(t, n, c):
+    _broadcast(t, n, c)
     a, b = c
     if np.issubdtype(a.dtype, np.integer):
         return [(np.sign(a) * np.sign(b) * (np.abs(a) // np.abs(b))).astype(a.dtype)]
@@ -109,7 +130,7 @@ def _fold_div(t, n, c):
 def _fold_constant_of_shape(t, n, c):
     shape = _check_size(t, n, c[0])
     value = n.attr("value")
-    fill = numpy_helper.to_array(value).reshape(-1)[0] if value is not None else np.float32(0)
+    fill = np.asarray(value).reshape(-1)[0] if value is not None else np.float32(0)
     return [np.full(shape, fill, dtype=np.asarray(fill).dtype)]
 
 
@@ -121,14 +142,25 @@ def _fold_expand(t, n, c):
 
 
 def _fold_range(t, n, c):
-    out = np.arange(c[0].item(), c[1].item(), c[2].item(), dtype=c[0].dtype)
-    _check_size(t, n, out.shape)
-    return [out]
+    start, limit, delta = (np.asarray(x).reshape(-1) for x in c[:3])
+    if start.size != 1 or limit.size != 1 or delta.size != 1:
+        raise t.unsupported(n, "its start, limit and delta are not scalars")
+    start, limit, delta = start[0], limit[0], delta[0]
+    if delta == 0:
+        raise t.unsupported(n, "a delta of 0")
+    if any(s in (BATCH, -BATCH) for s in (start, limit)):
+        raise t.unsupported(n, "its bounds depend on the batch size")
+    count = max(math.ceil((float(limit) - float(start)) / float(delta)), 0)
+    _check_size(t, n, [count])
+    return [np.arange(start, limit, delta, dtype=c[0].dtype)]
 
 
 def _fold_tile(t, n, c):
-    _check_size(t, n, np.asarray(c[0].shape) * np.asarray(ints(c[1])))
-    return [np.tile(c[0], ints(c[1]))]
+    repeats = ints(c[1])
+    if len(repeats) != c[0].ndim or any(r < 0 for r in repeats):
+        raise t.unsupported(n, f"repeats {repeats} for a tensor of rank {c[0].ndim}")
+    _check_size(t, n, [s * r for s, r in zip(c[0].shape, repeats)])
+    return [np.tile(c[0], repeats)]
 
 
 def _reduce(fn, axes_input_since):
@@ -139,25 +171,48 @@ def _reduce(fn, axes_input_since):
             if axes is not None and n.attr("noop_with_empty_axes", 0):
                 return [c[0]]
             return [np.asarray(fn(c[0], axis=None, keepdims=keepdims))]
-        return [np.asarray(fn(c[0], axis=tuple(a % c[0].ndim for a in axes), keepdims=keepdims))]
+        axes = tuple(axis_in(t, n, a, c[0].ndim) for a in axes)
+        return [np.asarray(fn(c[0], axis=axes, keepdims=keepdims))]
     return fold
 
 
+def _broadcast(t, n, c):
+    """Check the size of the broadcast of the inputs ``c`` before it is computed."""
+    _check_size(t, n, np.broadcast_shapes(*(np.shape(x) for x in c if x is not None)))
+
+
 def _elementwise(fn):
-    return lambda t, n, c: [np.asarray(fn(*c))]
+    def fold(t, n, c):
+        _broadcast(t, n, c)
+        return [np.asarray(fn(*c))]
+    return fold
 
 
 def _same_type(fn):
-    return lambda t, n, c: [np.asarray(fn(*c)).astype(c[0].dtype)]
+    def fold(t, n, c):
+        _broadcast(t, n, c)
+        return [np.asarray(fn(*c)).astype(c[0].dtype)]
+    return fold
 
 
 def _variadic(fn):
     def fold(t, n, c):
+        _broadcast(t, n, c)
         out = c[0]
         for x in c[1:]:
             out = fn(out, x)
         return [np.asarray(out)]
     return fold
+
+
+def _perm(t, n, rank: int):
+    perm = n.attr("perm")
+    if perm is None:
+        return None
+    perm = ints(perm)
+    if sorted(perm) != list(range(rank)):
+        raise t.unsupported(n, f"perm {perm} is not a permutation of the {rank} axes")
+    return perm
 
 
 FOLDINGS = {
@@ -166,14 +221,14 @@ FOLDINGS = {
     "Cast": lambda t, n, c: [c[0].astype(np_dtype(n.attr("to")))],
     "Shape": _fold_shape,
     "Size": lambda t, n, c: [np.asarray(c[0].size, dtype=np.int64)],
-    "Gather": lambda t, n, c: [np.take(c[0], c[1].astype(np.int64), axis=n.attr("axis", 0))],
+    "Gather": _fold_gather,
     "Unsqueeze": _fold_unsqueeze,
     "Squeeze": _fold_squeeze,
     "Concat": _fold_concat,
     "Slice": _fold_slice,
     "Reshape": _fold_reshape,
     "Flatten": _fold_flatten,
-    "Transpose": lambda t, n, c: [np.transpose(c[0], n.attr("perm"))],
+    "Transpose": lambda t, n, c: [np.transpose(c[0], _perm(t, n, c[0].ndim))],
     "Add": _same_type(np.add),
     "Sub": _same_type(np.subtract),
     "Mul": _same_type(np.multiply),

@@ -13,17 +13,21 @@ import os
 
 import numpy as np
 import onnx
-from onnx import TensorProto, numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 import lrp_core as lrp
 
 from .nodes import NodeView
 
-__all__ = ["OnnxModelError", "MIN_OPSET", "load_model", "check_structure", "opset_of",
-           "read_initializers"]
+__all__ = ["OnnxModelError", "MIN_OPSET", "MAX_ELEMENTS", "load_model", "check_structure",
+           "opset_of", "read_initializers", "tensor_to_array", "sparse_to_array", "too_large"]
 
 #: The oldest opset whose attributes the reader knows (the issue asks for 7 to current).
 MIN_OPSET = 7
+
+#: The most elements of any tensor the reader reads or builds (a stored tensor, a folded
+#: constant, a densified sparse tensor): larger ones are refused as too large.
+MAX_ELEMENTS = 2 ** 28
 
 
 class OnnxModelError(lrp.LRPError, ValueError):
@@ -61,6 +65,7 @@ def check_structure(model, label: str) -> None:
         raise OnnxModelError(f"{label} is not an ONNX model (it holds no ir_version or no graph; "
                              "is the file empty, truncated or of another format?)")
     graph = model.graph
+    _check_unique_names(graph, label)
     if not graph.node or not graph.output:
         raise OnnxModelError(f"{label} has {len(graph.node)} nodes and {len(graph.output)} "
                              "outputs; the file may be truncated")
@@ -84,6 +89,34 @@ def check_structure(model, label: str) -> None:
                              "may be truncated)")
 
 
+def _check_unique_names(graph, label: str) -> None:
+    """Each name is defined once: by a graph input, an initializer or a node output (an
+    initializer may also be listed as a graph input, IR version < 4)."""
+    seen: dict[str, str] = {}
+
+    def define(name, what):
+        if not name:
+            return
+        if name in seen:
+            raise OnnxModelError(f"{label}: the name {name!r} is defined twice ({seen[name]} and "
+                                 f"{what}); the file is invalid")
+        seen[name] = what
+
+    initializers = [t.name for t in graph.initializer]
+    initializers += [t.values.name for t in graph.sparse_initializer]
+    for name in initializers:
+        define(name, f"initializer {name!r}")
+    listed = set(initializers)
+    for value in graph.input:
+        if value.name not in listed:
+            define(value.name, f"graph input {value.name!r}")
+        else:
+            listed.discard(value.name)  # listed once as an input: allowed, twice is not
+    for index, node in enumerate(graph.node):
+        for name in node.output:
+            define(name, f"output of node {NodeView(node, index).label} ({node.op_type})")
+
+
 def opset_of(model):
     """The model's opset for the default ONNX domain, ``None`` if it declares none."""
     for entry in model.opset_import:
@@ -96,41 +129,85 @@ def read_initializers(graph, base_dir, label: str) -> dict[str, np.ndarray]:
     """The graph's initializers (dense, then sparse) as writable NumPy arrays, by name."""
     consts = {}
     for tensor in graph.initializer:
-        consts[tensor.name] = _tensor_to_array(tensor, base_dir, label)
+        consts[tensor.name] = tensor_to_array(tensor, base_dir, label,
+                                              f"the initializer {tensor.name!r}")
     for sparse in graph.sparse_initializer:
-        try:
-            consts[sparse.values.name] = _sparse_to_dense(sparse)
-        except Exception as error:
-            raise OnnxModelError(f"{label}: the sparse initializer {sparse.values.name!r} could "
-                                 f"not be read: {error}") from error
+        consts[sparse.values.name] = sparse_to_array(
+            sparse, base_dir, label, f"the sparse initializer {sparse.values.name!r}")
     return consts
 
 
-def _external_file(base_dir, tensor, label: str) -> tuple[str, int, int | None]:
+def too_large(label: str, what: str, elements=None) -> OnnxModelError:
+    """The error for a tensor (or a node's result) too large to read or build."""
+    size = "" if elements is None else f" of {elements} elements"
+    return OnnxModelError(f"{label}: {what} is too large{size}; the reader refuses tensors of "
+                          f"more than MAX_ELEMENTS = 2**28 = {MAX_ELEMENTS} elements")
+
+
+def _declared_elements(dims) -> int:
+    dims = [int(d) for d in dims]
+    if any(d < 0 for d in dims):
+        raise ValueError(f"negative dimensions {dims}")
+    return math.prod(dims)
+
+
+def _external_file(base_dir, tensor, label: str, what: str) -> tuple[str, int, int | None]:
     info = {entry.key: entry.value for entry in tensor.external_data}
     location = info.get("location", "")
     if base_dir is None:
-        raise OnnxModelError(f"{label}: tensor {tensor.name!r} keeps its data in the external "
-                             f"file {location!r}; pass the path of the .onnx file so that it can "
-                             "be found")
+        raise OnnxModelError(f"{label}: {what} (tensor {tensor.name!r}) keeps its data in the "
+                             f"external file {location!r}; pass the path of the .onnx file so "
+                             "that it can be found (external data is refused for a model given "
+                             "as bytes or as an onnx.ModelProto)")
     root = os.path.realpath(base_dir)
     target = os.path.realpath(os.path.join(root, location))
-    if not location or os.path.isabs(location) or os.path.commonpath([root, target]) != root:
-        raise OnnxModelError(f"{label}: tensor {tensor.name!r} points to external data "
+    if (not location or os.path.isabs(location) or "\0" in location
+            or os.path.commonpath([root, target]) != root or target == root):
+        raise OnnxModelError(f"{label}: {what} (tensor {tensor.name!r}) points to external data "
                              f"{location!r} outside the model's folder {root!r}; refused")
     if not os.path.isfile(target):
-        raise OnnxModelError(f"{label}: the external data file {location!r} of tensor "
-                             f"{tensor.name!r} is missing")
-    length = info.get("length")
-    return target, int(info.get("offset", 0) or 0), None if length in (None, "") else int(length)
+        raise OnnxModelError(f"{label}: the external data file {location!r} of {what} (tensor "
+                             f"{tensor.name!r}) is missing")
+    try:
+        offset = int(info.get("offset", 0) or 0)
+        length = info.get("length")
+        length = None if length in (None, "") else int(length)
+    except ValueError as error:
+        raise OnnxModelError(f"{label}: {what} (tensor {tensor.name!r}) has a malformed external "
+                             f"data offset or length: {error}") from error
+    if offset < 0 or (length is not None and length < 0):
+        raise OnnxModelError(f"{label}: {what} (tensor {tensor.name!r}) has a negative external "
+                             "data offset or length")
+    return target, offset, length
 
 
-def _tensor_to_array(tensor, base_dir, label: str) -> np.ndarray:
-    if tensor.data_location == TensorProto.EXTERNAL:
-        path, offset, length = _external_file(base_dir, tensor, label)
+def tensor_to_array(tensor, base_dir, label: str, what: str | None = None) -> np.ndarray:
+    """THE way the reader turns a ``TensorProto`` of the file into a writable NumPy array
+    (initializers, ``Constant`` values, tensor attributes, sparse values and indices).
+
+    External data is read only from a regular file inside the model's folder ``base_dir``
+    (real paths compared, so a symbolic link leaving the folder is refused), never for a model
+    given without a folder (``base_dir`` ``None``); a tensor of more than :data:`MAX_ELEMENTS`
+    elements is refused. ``what`` names the tensor in messages."""
+    what = what or f"the tensor {tensor.name!r}"
+    try:
+        elements = _declared_elements(tensor.dims)
+    except ValueError as error:
+        raise OnnxModelError(f"{label}: {what} is malformed: {error}") from error
+    if elements > MAX_ELEMENTS:
+        raise too_large(label, what, elements)
+    if tensor.data_location == TensorProto.EXTERNAL or tensor.external_data:
+        path, offset, length = _external_file(base_dir, tensor, label, what)
+        itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize \
+            if tensor.data_type not in (0, TensorProto.STRING) else 1
+        if length is None:
+            length = elements * itemsize
+        if length > elements * max(itemsize, 1) + 16:
+            raise OnnxModelError(f"{label}: {what} declares {length} bytes of external data for "
+                                 f"{elements} elements; the file is invalid")
         with open(path, "rb") as f:
             f.seek(offset)
-            data = f.read(-1 if length is None else length)
+            data = f.read(length)
         copy = TensorProto()
         copy.CopyFrom(tensor)
         del copy.external_data[:]
@@ -139,19 +216,47 @@ def _tensor_to_array(tensor, base_dir, label: str) -> np.ndarray:
         tensor = copy
     try:
         array = numpy_helper.to_array(tensor)
+    except MemoryError as error:
+        raise too_large(label, what, elements) from error
     except Exception as error:
-        raise OnnxModelError(f"{label}: the tensor {tensor.name!r} could not be read "
+        raise OnnxModelError(f"{label}: {what} could not be read "
                              f"({type(error).__name__}: {error}); the file may be truncated or "
                              "corrupt") from error
     # a view of the protobuf's bytes is read-only, which torch warns about when it wraps it
     return array if array.flags.writeable else array.copy()
 
 
-def _sparse_to_dense(sparse) -> np.ndarray:
-    values = numpy_helper.to_array(sparse.values)
-    indices = numpy_helper.to_array(sparse.indices)
-    dims = tuple(int(d) for d in sparse.dims)
-    dense = np.zeros(math.prod(dims), dtype=values.dtype)
-    flat = indices if indices.ndim == 1 else np.ravel_multi_index(indices.T, dims)
-    dense[flat] = values
-    return dense.reshape(dims)
+def sparse_to_array(sparse, base_dir, label: str, what: str | None = None) -> np.ndarray:
+    """A ``SparseTensorProto`` densified, its values and indices read by
+    :func:`tensor_to_array`; refused when the dense tensor would exceed :data:`MAX_ELEMENTS`."""
+    what = what or f"the sparse tensor {sparse.values.name!r}"
+    try:
+        dims = tuple(int(d) for d in sparse.dims)
+        elements = _declared_elements(dims)
+    except ValueError as error:
+        raise OnnxModelError(f"{label}: {what} is malformed: {error}") from error
+    if elements > MAX_ELEMENTS:
+        raise too_large(label, what, elements)
+    values = tensor_to_array(sparse.values, base_dir, label, f"the values of {what}")
+    indices = tensor_to_array(sparse.indices, base_dir, label, f"the indices of {what}")
+    try:
+        values = values.reshape(-1)
+        if indices.ndim == 2 and indices.shape[1] == len(dims):
+            if np.any(indices < 0) or np.any(indices >= np.asarray(dims)):
+                raise ValueError("an index lies outside the dense shape")
+            flat = np.ravel_multi_index(indices.T, dims) if dims else indices.reshape(-1)
+        elif indices.ndim == 1:
+            if np.any(indices < 0) or np.any(indices >= elements):
+                raise ValueError("an index lies outside the dense shape")
+            flat = indices
+        else:
+            raise ValueError(f"indices of shape {indices.shape} for a dense shape {dims}")
+        if len(flat) != len(values):
+            raise ValueError(f"{len(flat)} indices for {len(values)} values")
+        dense = np.zeros(elements, dtype=values.dtype)
+        dense[flat] = values
+        return dense.reshape(dims)
+    except MemoryError as error:
+        raise too_large(label, what, elements) from error
+    except Exception as error:
+        raise OnnxModelError(f"{label}: {what} could not be read: {error}") from error

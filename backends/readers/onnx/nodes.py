@@ -12,44 +12,121 @@ The helpers that take a translator ``t`` use only its ``opset``, ``const``, ``sh
 from __future__ import annotations
 
 import numpy as np
-from onnx import helper
+import onnx
+from onnx import AttributeProto, helper
 
-__all__ = ["BATCH", "NodeView", "ints", "read_axes", "np_dtype", "shape_slice", "show",
+__all__ = ["BATCH", "NodeView", "ints", "axis_in", "read_axes", "np_dtype", "shape_slice", "show",
            "spatial_attrs", "explicit_padding"]
+
+_TENSOR = (AttributeProto.TENSOR, AttributeProto.SPARSE_TENSOR)
+_TENSORS = (AttributeProto.TENSORS, AttributeProto.SPARSE_TENSORS)
 
 #: Stands for the batch size inside folded shape tensors (``Shape`` of an activation).
 BATCH = 2 ** 33 + 17
 
 
 class NodeView:
-    """An ONNX node with its attributes decoded, its position and a label for messages."""
+    """An ONNX node with its attributes decoded, its position and a label for messages.
 
-    def __init__(self, node, index: int):
+    ``read_tensor(proto, what)`` turns the tensor attributes into arrays (the translator passes
+    the loader's one function for tensors, which confines external data to the model's folder);
+    without it they are left undecoded. With ``opset``, :meth:`attr` checks each attribute it
+    returns against the type the operator's schema declares."""
+
+    def __init__(self, node, index: int, *, opset: int | None = None, read_tensor=None):
         self.node = node
         self.index = index
         self.op_type = node.op_type
         self.inputs = list(node.input)
         self.outputs = list(node.output)
         self.attrs = {}
+        self.types = {}
+        self.opset = opset
         for a in node.attribute:
-            value = helper.get_attribute_value(a)
+            self.types[a.name] = a.type
+            if a.type in _TENSOR + _TENSORS:
+                if read_tensor is None:
+                    value = None
+                elif a.type in _TENSOR:
+                    what = f"the attribute {a.name!r} of node {_label(node, index)}"
+                    value = read_tensor(a.t if a.type == AttributeProto.TENSOR else a.sparse_tensor,
+                                        what)
+                else:
+                    what = f"the attribute {a.name!r} of node {_label(node, index)}"
+                    protos = list(a.tensors) + list(a.sparse_tensors)
+                    value = [read_tensor(proto, what) for proto in protos]
+            else:
+                value = helper.get_attribute_value(a)
             if isinstance(value, bytes):
                 value = value.decode("utf-8", "replace")
             self.attrs[a.name] = value
-        if node.name:
-            self.label = repr(node.name)
-            self.layer_name = node.name
-        else:
-            first = self.outputs[0] if self.outputs else "?"
-            self.label = f"#{index} (unnamed, output {first!r})"
-            self.layer_name = f"{node.op_type}:{first}"
+        self.label = _label(node, index)
+        first = self.outputs[0] if self.outputs else "?"
+        self.layer_name = node.name if node.name else f"{node.op_type}:{first}"
 
     def attr(self, name, default=None):
-        return self.attrs.get(name, default)
+        """The attribute ``name`` (``default`` when absent), checked against the type the
+        operator's schema declares: ``ValueError`` naming it when the file stores another type
+        (``strides`` as the string ``"22"``, ...)."""
+        if name not in self.attrs:
+            return default
+        expected = self._schema_type(name)
+        if expected is not None and self.types[name] != expected:
+            raise ValueError(f"its attribute {name!r} is stored as "
+                             f"{AttributeProto.AttributeType.Name(self.types[name])}, its "
+                             f"operator declares {AttributeProto.AttributeType.Name(expected)}")
+        return self.attrs[name]
+
+    def check_attributes(self) -> str | None:
+        """Why the node's attributes do not fit its operator's schema at its opset (an attribute
+        the operator does not declare, or stored with another type), ``None`` if they do or the
+        schema is unknown. The translator refuses such a node before reading any attribute."""
+        schema = self._schema()
+        if schema is None:
+            return None
+        for name, stored in self.types.items():
+            declared = schema.attributes.get(name)
+            if declared is None:
+                return (f"it has the attribute {name!r}, which {self.op_type} does not declare at "
+                        f"opset {self.opset}")
+            if int(declared.type) != stored:
+                return (f"its attribute {name!r} is stored as "
+                        f"{AttributeProto.AttributeType.Name(stored)}, {self.op_type} declares "
+                        f"{AttributeProto.AttributeType.Name(int(declared.type))}")
+        return None
+
+    def _schema(self):
+        if self.opset is None or self.node.domain not in ("", "ai.onnx"):
+            return None
+        try:
+            return onnx.defs.get_schema(self.op_type, self.opset, "")
+        except onnx.defs.SchemaError:
+            return None
+
+    def _schema_type(self, name):
+        schema = self._schema()
+        declared = None if schema is None else schema.attributes.get(name)
+        return None if declared is None else int(declared.type)
 
     def input(self, i: int) -> str:
         """The name of input ``i``, ``""`` when it is absent (optional inputs)."""
         return self.inputs[i] if i < len(self.inputs) else ""
+
+
+def _label(node, index: int) -> str:
+    if node.name:
+        return repr(node.name)
+    first = node.output[0] if node.output else "?"
+    return f"#{index} (unnamed, output {first!r})"
+
+
+def axis_in(t, n, axis, rank: int, what: str = "axis") -> int:
+    """``axis`` of a tensor of rank ``rank`` in ``[0, rank)``: ONNX allows ``[-rank, rank)``;
+    anything else is refused (never taken modulo)."""
+    axis = int(axis)
+    if not -rank <= axis < rank:
+        raise t.unsupported(n, f"{what} {axis} is out of range for a tensor of rank {rank}")
+    return axis + rank if axis < 0 else axis
 
 
 def ints(values) -> list[int]:
@@ -62,7 +139,7 @@ def read_axes(t, n, input_index: int, since: int):
     optional input."""
     if t.opset < since:
         axes = n.attr("axes")
-        return None if axes is None else [int(a) for a in axes]
+        return None if axes is None else ints(axes)
     axes = t.const(n, input_index, "axes", optional=True)
     return None if axes is None else ints(axes)
 
@@ -74,8 +151,8 @@ def np_dtype(onnx_type: int):
 
 def shape_slice(n, shape):
     """The part of ``shape`` a ``Shape`` node returns (its ``start`` and ``end`` attributes)."""
-    start, end = n.attr("start", 0), n.attr("end")
-    return shape[start:end] if end is not None else shape[start:]
+    start, end = int(n.attr("start", 0)), n.attr("end")
+    return shape[start:int(end)] if end is not None else shape[start:]
 
 
 def show(values) -> str:
@@ -89,7 +166,10 @@ def spatial_attrs(t, n, d: int):
     dilations = n.attr("dilations", [1] * d)
     if len(strides) != d or len(dilations) != d:
         raise t.unsupported(n, f"strides {strides} / dilations {dilations} do not have {d} entries")
-    return [int(s) for s in strides], [int(v) for v in dilations]
+    strides, dilations = ints(strides), ints(dilations)
+    if any(s < 1 for s in strides + dilations):
+        raise t.unsupported(n, f"strides {strides} / dilations {dilations} must be at least 1")
+    return strides, dilations
 
 
 def explicit_padding(t, n, x, kernel, strides, dilations):

@@ -14,7 +14,7 @@ import numpy as np
 import lrp_core as lrp
 from lrp_core.layers import Affine
 
-from .nodes import np_dtype
+from .nodes import axis_in, np_dtype
 
 __all__ = ["ELEMENTWISE"]
 
@@ -110,7 +110,7 @@ def _softmax(t, n):
         return [t.add(lrp.Softmax(dim=-1), [x], n)]
     shape = t.shape(n, x, "Softmax")
     full = (None,) + shape
-    axis %= len(full)
+    axis = axis_in(t, n, axis, len(full))
     if t.opset < 13:  # the input is coerced to 2-d: softmax over the flattened axes axis..end
         long_axes = [i for i in range(axis, len(full)) if full[i] != 1]
         if axis == 0 or len(long_axes) > 1:

@@ -7,9 +7,14 @@ one entry per node output (see :mod:`lrp_core.backends.readers.onnx.translations
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 import lrp_core as lrp
+
+from .loading import MAX_ELEMENTS, too_large
+from .nodes import axis_in
 
 __all__ = ["NORMALIZATION"]
 
@@ -35,10 +40,13 @@ def _layer_norm(t, n):
     if any(t.is_used(name) for name in n.outputs[1:]):
         raise t.unsupported(n, "its Mean or InvStdDev output is used")
     shape = t.shape(n, x, "LayerNormalization")
-    axis = int(n.attr("axis", -1)) % (len(shape) + 1)
+    axis = axis_in(t, n, n.attr("axis", -1), len(shape) + 1)
     if axis == 0:
         raise t.unsupported(n, "it normalises over the batch axis")
     normalized = tuple(shape[axis - 1:])
+    if math.prod(normalized) > MAX_ELEMENTS:
+        raise too_large(t.label, f"the scale of node {n.label} ({n.op_type})",
+                        math.prod(normalized))
     scale = t.const(n, 1, "Scale")
     bias = t.const(n, 2, "B", optional=True)
     weight = np.ascontiguousarray(np.broadcast_to(scale, normalized))

@@ -14,7 +14,7 @@ import math
 import lrp_core as lrp
 from lrp_core.layers import ZeroPad
 
-from .nodes import BATCH, ints, read_axes, show
+from .nodes import BATCH, axis_in, ints, read_axes, show
 
 __all__ = ["SHAPE"]
 
@@ -24,7 +24,8 @@ def _flatten(t, n):
     axis = int(n.attr("axis", 1))
     if axis != 1:
         shape = t.shape(n, x, f"Flatten(axis={axis})")
-        axis = axis % (len(shape) + 1) if axis < 0 else axis
+        rank = len(shape) + 1  # Flatten's axis lies in [-rank, rank]
+        axis = rank if axis == rank else axis_in(t, n, axis, rank)
         if axis == 0 or math.prod(shape[:axis - 1]) != 1:
             raise t.unsupported(n, f"Flatten(axis={n.attr('axis')}) of {('N',) + shape} merges "
                                    "the batch axis with others")
@@ -77,7 +78,7 @@ def _squeeze(t, n):
     rank = len(shape) + 1
     if axes is None:
         axes = [i + 1 for i, s in enumerate(shape) if s == 1]
-    axes = {a % rank for a in axes}
+    axes = {axis_in(t, n, a, rank) for a in axes}
     if 0 in axes:
         raise t.unsupported(n, "it squeezes the batch axis")
     if any(shape[a - 1] != 1 for a in axes):
@@ -90,8 +91,12 @@ def _unsqueeze(t, n):
     x = t.value(n, 0)
     shape = t.shape(n, x, "Unsqueeze")
     axes = read_axes(t, n, 1, 13)
+    if axes is None:
+        raise t.unsupported(n, "its axes are missing")
     rank = len(shape) + 1 + len(axes)
-    axes = {a % rank for a in axes}
+    axes = {axis_in(t, n, a, rank) for a in axes}
+    if len(axes) != rank - len(shape) - 1:
+        raise t.unsupported(n, "it repeats an axis")
     if 0 in axes:
         raise t.unsupported(n, "it inserts an axis before the batch axis")
     remaining = iter(shape)
@@ -104,7 +109,9 @@ def _transpose(t, n):
     shape = t.shape(n, x, "Transpose")
     full = (None,) + shape
     perm = n.attr("perm")
-    perm = list(range(len(full)))[::-1] if perm is None else [int(p) for p in perm]
+    perm = list(range(len(full)))[::-1] if perm is None else ints(perm)
+    if sorted(perm) != list(range(len(full))):
+        raise t.unsupported(n, f"perm {perm} is not a permutation of the {len(full)} axes")
     moved = [p for p in perm[1:] if full[p] != 1]
     if perm[0] != 0 or moved != sorted(moved):
         raise t.unsupported(n, f"Transpose(perm={perm}) of {('N',) + shape} reorders the data; "
@@ -119,8 +126,10 @@ def _concat(t, n):
         raise t.unsupported(n, "it concatenates a constant with activations")
     values = [t.value(n, i) for i, name in enumerate(n.inputs) if name]
     axis = int(n.attr("axis"))
-    if axis < 0:
-        axis %= len(t.shape(n, values[0], "Concat with a negative axis")) + 1
+    shape = t.shapes[values[0]]
+    if axis < 0 or shape is not None:
+        rank = len(t.shape(n, values[0], "Concat with a negative axis")) + 1
+        axis = axis_in(t, n, axis, rank)
     if axis == 0:
         raise t.unsupported(n, "it concatenates along the batch axis")
     if len(values) == 1:
@@ -150,7 +159,9 @@ def _pad(t, n):
         axes = list(range(rank))
     else:
         rank = len(t.shape(n, x, "Pad with axes")) + 1
-        axes = [a % rank for a in axes]
+        axes = [axis_in(t, n, a, rank) for a in axes]
+    if len(pads) != 2 * len(axes):
+        raise t.unsupported(n, f"pads {pads} does not have 2 x {len(axes)} entries")
     pairs = [(0, 0)] * rank
     for i, axis in enumerate(axes):
         pairs[axis] = (pads[i], pads[i + len(axes)])

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from lrp_core.graph import Graph
 
-from .loading import OnnxModelError, check_structure, load_model
+from .loading import OnnxModelError, check_structure, load_model, too_large
 from .postpass import build_graph
 from .translator import Translator
 
@@ -40,10 +40,13 @@ def from_onnx(path_or_model, *, input_shape=None, output: str | None = None) -> 
     The model is read, never run, and never modified.
     """
     model, base_dir, label = load_model(path_or_model)
-    check_structure(model, label)
-    translator = Translator(model, label, base_dir, input_shape=input_shape, output=output)
-    output_value = translator.run()
-    return build_graph(translator.builder.nodes, translator.shapes, output_value)
+    try:
+        check_structure(model, label)
+        translator = Translator(model, label, base_dir, input_shape=input_shape, output=output)
+        output_value = translator.run()
+        return build_graph(translator.builder.nodes, translator.shapes, output_value)
+    except MemoryError as error:  # what the size checks did not foresee
+        raise too_large(label, "a tensor of the model") from error
 
 
 def model_input_shape(path_or_model) -> tuple:

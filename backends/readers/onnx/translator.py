@@ -7,6 +7,7 @@ graph under construction, with their per-sample shapes where known), translates 
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import numpy as np
@@ -14,10 +15,18 @@ import onnx
 
 import lrp_core as lrp
 from lrp_core import GraphBuilder
-from lrp_core.kernels.shapes import conv_output_size
+from lrp_core.kernels.shapes import conv_output_size, normalize_padding, output_spatial_shape
+from lrp_core.layers import Affine, ZeroPad
 
 from .folding import FOLDINGS
-from .loading import MIN_OPSET, opset_of, read_initializers
+from .loading import (
+    MIN_OPSET,
+    opset_of,
+    read_initializers,
+    sparse_to_array,
+    tensor_to_array,
+    too_large,
+)
 from .nodes import BATCH, NodeView, shape_slice
 from .translations import SUPPORTED_OPS, TRANSLATIONS
 
@@ -34,6 +43,7 @@ class Translator:
         self.model = model
         self.graph = model.graph
         self.label = label
+        self.base_dir = base_dir
         self.opset = opset_of(model)
         self.consts: dict[str, np.ndarray] = {}
         self.values: dict[str, int] = {}
@@ -41,12 +51,20 @@ class Translator:
         self.shapes: list = []  # per value index: the per-sample shape, or None if unknown
         self.uses = Counter(name for node in self.graph.node for name in node.input if name)
         self.uses.update(v.name for v in self.graph.output)
+        self.live = _live_nodes(self.graph)
         self.output_name = output
         self.static_batch = None
         self.consts.update(read_initializers(self.graph, base_dir, label))
         self._set_input(input_shape)
 
     # -- what the operator translations call -------------------------------------------------
+    def read_tensor(self, proto, what: str) -> np.ndarray:
+        """A tensor (or sparse tensor) of the file as an array, through the loader's one function
+        (external data confined to the model's folder, sizes bounded)."""
+        if isinstance(proto, onnx.SparseTensorProto):
+            return sparse_to_array(proto, self.base_dir, self.label, what)
+        return tensor_to_array(proto, self.base_dir, self.label, what)
+
     def unsupported(self, n: NodeView, why: str) -> lrp.UnsupportedOperatorError:
         return lrp.UnsupportedOperatorError(
             f"{self.label}: ONNX node {n.label} (op_type {n.op_type!r}, opset {self.opset}) "
@@ -138,7 +156,18 @@ class Translator:
                 f"{self.label} uses opset {self.opset}; the reader supports opsets {MIN_OPSET} to "
                 f"{onnx.defs.onnx_opset_version()} (convert it with onnx.version_converter)")
         for index, node in enumerate(self.graph.node):
-            self._translate(NodeView(node, index))
+            if index not in self.live:
+                continue  # nothing reads its outputs: neither folded nor translated
+            n = NodeView(node, index, opset=self.opset)
+            problem = n.check_attributes()
+            if problem is not None:
+                raise self.unsupported(n, f"the node is invalid: {problem}")
+            n = NodeView(node, index, opset=self.opset, read_tensor=self.read_tensor)
+            try:
+                self._translate(n)
+            except MemoryError as error:
+                raise too_large(self.label, f"the result of node {n.label} ({n.op_type})"
+                                ) from error
         return self._output_value()
 
     def _translate(self, n: NodeView) -> None:
@@ -155,7 +184,7 @@ class Translator:
                 inputs = [self.consts.get(name) if name else None for name in n.inputs]
                 results = FOLDINGS[n.op_type](self, n, inputs)
                 results = [None if r is None else np.asarray(r) for r in results]
-            except lrp.LRPError:
+            except (lrp.LRPError, MemoryError):
                 raise
             except Exception as error:
                 raise self.unsupported(n, f"folding it on constants failed: "
@@ -166,7 +195,7 @@ class Translator:
                                           "is not supported")
             try:
                 results = TRANSLATIONS[n.op_type](self, n)
-            except lrp.LRPError:
+            except (lrp.LRPError, MemoryError):
                 raise
             except Exception as error:  # a malformed node: missing attribute, wrong rank, ...
                 raise self.unsupported(n, f"{type(error).__name__}: {error}") from error
@@ -208,11 +237,33 @@ class Translator:
         return self.values[name]
 
 
+def _live_nodes(graph) -> set[int]:
+    """The indices of the nodes whose outputs the graph outputs depend on."""
+    needed = {v.name for v in graph.output}
+    live = set()
+    for index in range(len(graph.node) - 1, -1, -1):
+        node = graph.node[index]
+        if any(name and name in needed for name in node.output):
+            live.add(index)
+            needed.update(name for name in node.input if name)
+    return live
+
+
+#: Above this many elements per sample, a layer without shape arithmetic is not run on zeros to
+#: find its output shape (the shape is then left unknown).
+_PROBE_ELEMENTS = 1 << 16
+
+_SAME_SHAPE = (lrp.ReLU, lrp.LeakyReLU, lrp.ReLU6, lrp.ELU, lrp.Sigmoid, lrp.Tanh, lrp.GELU,
+               lrp.Softmax, lrp.Identity, lrp.BatchNorm, lrp.LayerNorm, Affine)
+
+
 def _output_shape(layer, shapes):
-    """The per-sample output shape of ``layer`` (``None`` if an input shape is unknown):
-    arithmetic for convolutions, a forward pass on zeros (batch of one) for the rest."""
+    """The per-sample output shape of ``layer`` (``None`` if an input shape is unknown), by shape
+    arithmetic, never by materialising activations; a layer without arithmetic here is run on
+    zeros (a batch of one) only when its input is small, else its shape is left unknown."""
     if any(s is None for s in shapes):
         return None
+    shapes = [tuple(int(d) for d in s) for s in shapes]
     if isinstance(layer, lrp.ConvLayer):
         (shape,) = shapes
         w = layer.weight
@@ -229,5 +280,56 @@ def _output_shape(layer, shapes):
                    zip(shape[1:], layer.kernel_size, layer.stride, layer.resolved_padding(),
                        layer.dilation)]
         return (int(w.shape[0]), *spatial)
+    if isinstance(layer, _SAME_SHAPE) and len(shapes) == 1:
+        return shapes[0]
+    if isinstance(layer, lrp.Dense) and len(shapes) == 1:
+        (shape,) = shapes
+        out, features = layer.weight.shape
+        if not shape or shape[-1] != features:
+            raise ValueError(f"a sample of shape {shape} does not fit a weight of shape "
+                             f"{tuple(layer.weight.shape)}")
+        return shape[:-1] + (int(out),)
+    if isinstance(layer, (lrp.MaxPool, lrp.AvgPool)) and len(shapes) == 1:
+        (shape,) = shapes
+        d = len(shape) - 1
+        kernel = _tuple(layer.kernel_size, d)
+        stride = _tuple(layer.stride, d)
+        dilation = _tuple(getattr(layer, "dilation", 1), d)
+        padding = normalize_padding(layer.padding, d)
+        return (shape[0], *output_spatial_shape(shape[1:], kernel, stride, padding, dilation,
+                                                layer.ceil_mode))
+    if isinstance(layer, (lrp.GlobalAvgPool, lrp.GlobalMaxPool)) and layer.keepdims:
+        (shape,) = shapes
+        return (shape[0],) + (1,) * (len(shape) - 1)
+    if isinstance(layer, lrp.Flatten) and (layer.start_dim, layer.end_dim) == (1, -1):
+        return (math.prod(shapes[0]),)
+    if isinstance(layer, lrp.Reshape):
+        if math.prod(layer.shape) != math.prod(shapes[0]):
+            raise ValueError(f"a sample of shape {shapes[0]} cannot be reshaped to {layer.shape}")
+        return tuple(layer.shape)
+    if isinstance(layer, ZeroPad):
+        (shape,) = shapes
+        if len(layer.pads) != len(shape):
+            raise ValueError(f"pads {layer.pads} for a sample of shape {shape}")
+        return tuple(s + lo + hi for s, (lo, hi) in zip(shape, layer.pads))
+    if isinstance(layer, lrp.Add):
+        return tuple(int(d) for d in np.broadcast_shapes(*shapes))
+    if isinstance(layer, lrp.Concat) and layer.axis >= 1:
+        first = shapes[0]
+        axis = layer.axis - 1
+        if axis >= len(first) or any(len(s) != len(first) or
+                                     s[:axis] + s[axis + 1:] != first[:axis] + first[axis + 1:]
+                                     for s in shapes):
+            raise ValueError(f"samples of shapes {shapes} cannot be concatenated on axis "
+                             f"{layer.axis}")
+        return first[:axis] + (sum(s[axis] for s in shapes),) + first[axis + 1:]
+    if sum(math.prod(s) for s in shapes) > _PROBE_ELEMENTS:
+        return None
     zeros = [np.zeros((1,) + tuple(s), dtype=np.float32) for s in shapes]
     return tuple(int(d) for d in layer.forward(*zeros).shape[1:])
+
+
+def _tuple(value, d: int) -> tuple:
+    if isinstance(value, (int, np.integer)):
+        return (int(value),) * d
+    return tuple(int(v) for v in value)
