@@ -23,7 +23,13 @@ from .composites import (
                          RangeMap,
                          RangeTypeMap,
 )
-from .errors import LRPCompatibilityError, LRPError, ModelCheckError, UnsupportedOperatorError
+from .errors import (
+    LRPCompatibilityError,
+    LRPError,
+    ModelCheckError,
+    NonFiniteError,
+    UnsupportedOperatorError,
+)
 from .explanation import Explanation
 from .graph import Chain, Graph, GraphBuilder, Input, Node
 from .heatmaps import heatmap
@@ -121,6 +127,7 @@ __all__ = [
     "SiLU", "ELU", "Tanh", "Sigmoid", "Softmax", "Activation",
     # errors
     "LRPError", "LRPCompatibilityError", "ModelCheckError", "UnsupportedOperatorError",
+    "NonFiniteError",
     # heatmaps
     "heatmap", "save_image",
 ]

@@ -4,8 +4,9 @@ backward pass in reverse topological order, each layer's rule mapping ``R_out`` 
 Fan-out relevances add; ``Add`` splits in proportion (its rule's generic step); pass-through
 layers (activations on their own, Flatten, Reshape, Dropout, Concat) route relevance unchanged.
 The backward pass is explicit code, not autograd. Modified layers are built once per array
-namespace, device and dtype, and reused; a call holds all of its state in local variables, so
-one analyzer serves several threads.
+namespace, device and dtype, and reused until a torch tensor of the model changes in place
+(its version counter moves; then the model is canonized again); a call holds all of its state
+in local variables, so one analyzer serves several threads.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .arrays import namespace_of, to_namespace, to_numpy
 from .canonize import canonize as canonize_model
 from .canonize import check_model
 from .composites import Composite
-from .errors import LRPCompatibilityError
+from .errors import LRPCompatibilityError, LRPError, NonFiniteError
 from .explanation import Explanation
 from .graph import Graph
 from .kernels import get_backend, namespace_name
@@ -37,6 +38,44 @@ class _Prepared:
 
     layers: tuple
     modified: tuple
+
+
+def _arrays_of(layer, prefix: str = ""):
+    """``(name, array)`` for each array parameter of ``layer`` (its activation's included)."""
+    for name in layer._arrays:
+        value = getattr(layer, name, None)
+        if value is not None and hasattr(value, "dtype") and hasattr(value, "shape"):
+            yield prefix + name, value
+    activation = getattr(layer, "activation", None)
+    if isinstance(activation, Layer):
+        yield from _arrays_of(activation, prefix + "activation.")
+
+
+def _versioned(graph: Graph) -> tuple:
+    """The graph's parameters that carry a version counter (torch tensors, and detached views
+    of them, which share their parameter's counter): each layer once."""
+    tracked, seen = [], set()
+    for layer in graph:
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        tracked.extend(p for _, p in _arrays_of(layer) if _version_of(p) is not None)
+    return tuple(tracked)
+
+
+def _version_of(array):
+    """torch's version counter of ``array``; ``None`` for arrays without one (NumPy, ...) and
+    for torch inference tensors (which do not track it)."""
+    try:
+        version = getattr(array, "_version", None)
+    except RuntimeError:  # an inference tensor
+        return None
+    return version if isinstance(version, int) else None
+
+
+def _all_finite(xp, x) -> bool:
+    """One reduction, one conversion to a Python bool."""
+    return bool(xp.all(xp.isfinite(x)))
 
 
 def _step(rule, layer, modified, inputs, shapes, relevance, hints=NO_HINTS):
@@ -84,26 +123,54 @@ class LRP:
     ``.onnx`` file. Keywords: ``normalize_output_relevance=True`` (start from 1 instead of the
     logit), ``skip_checks=False`` (skip :func:`lrp_core.check_model`), ``canonize=True``.
     Raises :class:`~lrp_core.LRPCompatibilityError` if a rule cannot apply to its layer.
+
+    Each call explains the model as it is then: torch parameters and buffers changed in place
+    after the analyzer was built are noticed (by their version counters) and the analyzer
+    rebuilt. NaN or infinity in the input or in the weights is a
+    :class:`~lrp_core.NonFiniteError`.
     """
 
     def __init__(self, model, rules=None, *, normalize_output_relevance: bool = True,
                  skip_checks: bool = False, canonize: bool = True):
-        graph = as_graph(model)
-        if canonize:
-            graph = canonize_model(graph)
-        if not skip_checks:
+        self._source: Graph = as_graph(model)
+        self._canonize = bool(canonize)
+        self._skip_checks = bool(skip_checks)
+        self._rule_spec = rules
+        # the model's torch tensors and their versions: an in-place change of a weight (a
+        # training step between two explanations) is noticed and the analyzer rebuilt
+        self._tracked = _versioned(self._source)
+        self.normalize_output_relevance = bool(normalize_output_relevance)
+        self._lock = threading.Lock()
+        self._build(self._versions())
+
+    def _versions(self) -> tuple:
+        return tuple(p._version for p in self._tracked)
+
+    def _build(self, versions: tuple) -> None:
+        """Canonize, check and bind the rules to the model as it is now; empty the cache."""
+        graph = canonize_model(self._source) if self._canonize else self._source
+        if not self._skip_checks:
             check_model(graph)
-        self.model: Graph = graph
-        resolved = self._resolve_rules(graph, rules)
+        resolved = self._resolve_rules(graph, self._rule_spec)
         for i, (rule, layer) in enumerate(zip(resolved, graph)):
             if not rule.is_compatible(layer):
                 raise _compatibility_error(rule, layer, graph.label(i))
+        self.model: Graph = graph
         self.rules: tuple[LRPRule, ...] = tuple(rule.bind(graph, i)
                                                 for i, rule in enumerate(resolved))
-        self.normalize_output_relevance = bool(normalize_output_relevance)
         self._plan_wiring()
         self._cache: dict = {}
-        self._lock = threading.Lock()
+        self._built_versions = versions
+
+    def _refresh(self) -> None:
+        """Rebuild if a tracked tensor of the model was changed in place since the last build."""
+        if not self._tracked:
+            return
+        versions = self._versions()
+        if versions != self._built_versions:
+            with self._lock:
+                if versions != self._built_versions:
+                    self._build(versions)
 
     # -- construction --------------------------------------------------------------------------
     @staticmethod
@@ -156,24 +223,58 @@ class LRP:
     def _prepare(self, xp, device, dtype) -> _Prepared:
         converted: dict[int, Layer] = {}  # a layer used by two nodes is converted once
         layers, modified = [], []
-        for node, rule in zip(self.model.nodes, self.rules):
+        for node in self.model.nodes:
             layer = converted.get(id(node.layer))
             if layer is None:
                 layer = node.layer.convert(lambda p: to_namespace(p, xp, device, dtype))
                 converted[id(node.layer)] = layer
             layers.append(layer)
+        self._check_parameters(xp, layers)
+        for layer, rule in zip(layers, self.rules):
             modified.append(rule.modify_layer(layer) if isinstance(layer, LinearizableLayer)
                             else None)
         return _Prepared(tuple(layers), tuple(modified))
 
+    def _check_parameters(self, xp, layers) -> None:
+        """A :class:`~lrp_core.NonFiniteError` naming each parameter that holds NaN or infinity
+        (one reduction over all parameters; located only when one is found)."""
+        flags, where, seen = [], [], set()
+        for i, layer in enumerate(layers):
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            for name, p in _arrays_of(layer):
+                if xp.isdtype(p.dtype, ("real floating", "complex floating")):
+                    flags.append(xp.all(xp.isfinite(p)))
+                    where.append((i, name))
+        if not flags or bool(xp.all(xp.stack(flags))):
+            return
+        bad = [f"{self.model.label(i)}: {name}" for (i, name), ok in zip(where, flags)
+               if not bool(ok)]
+        note = ("\n(the layers as canonized: a BatchNorm's parameters are folded into the layer "
+                "before it)") if self._canonize else ""
+        raise NonFiniteError("the model's parameters hold NaN or infinity, in:\n" +
+                             "\n".join(f"  - {b}" for b in bad) + note)
+
     # -- analysis ------------------------------------------------------------------------------
     def __call__(self, x, output_selection=None, *, output_relevance=None,
                  layerwise_relevances: bool = False) -> Explanation:
-        xp = namespace_of(x)
+        try:
+            xp = namespace_of(x)
+        except TypeError:
+            raise TypeError(f"the input must be an array (NumPy, torch, CuPy, ... batch first), "
+                            f"got a {type(x).__name__}") from None
         if not xp.isdtype(x.dtype, "real floating"):
             raise TypeError(f"the input must be a floating-point array, got dtype {x.dtype}")
         if len(x.shape) < 2:
             raise ValueError(f"the input must be batch first, (N, ...); got shape {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            raise ValueError(f"the batch is empty: the input has shape {tuple(x.shape)}; "
+                             "give at least one sample")
+        if not _all_finite(xp, x):
+            raise NonFiniteError("the input holds NaN or infinity; LRP would explain a "
+                                 "meaningless output (replace or drop those samples)")
+        self._refresh()
         device = array_api_compat.device(x)
         compute_dtype = xp.float32 if xp.finfo(x.dtype).bits < 32 else x.dtype
         prepared = self._prepared(xp, device, compute_dtype)
@@ -182,10 +283,18 @@ class LRP:
                                                     xp.astype(x, compute_dtype, copy=False))
             output = values[-1]
             if output_relevance is not None:
+                try:
+                    namespace_of(output_relevance)
+                except TypeError:
+                    raise TypeError(f"output_relevance must be an array shaped like the model "
+                                    f"output {tuple(output.shape)}, got a "
+                                    f"{type(output_relevance).__name__}") from None
                 relevance = to_namespace(output_relevance, xp, device, compute_dtype)
                 if tuple(relevance.shape) != tuple(output.shape):
                     raise ValueError(f"output_relevance has shape {tuple(relevance.shape)}, "
                                      f"the model output {tuple(output.shape)}")
+                if not _all_finite(xp, relevance):
+                    raise NonFiniteError("output_relevance holds NaN or infinity")
                 selection = None
             else:
                 relevance, selection = self._output_relevance(xp, output, output_selection)
@@ -208,12 +317,20 @@ class LRP:
         for i, node in enumerate(nodes):
             layer = prepared.layers[i]
             inputs = [values[j] for j in node.inputs]
-            if self._reuse[i]:
-                z, pullback = layer.linearize(*inputs)
-                records[i] = (z, pullback)
-                out = z if layer.activation is None else layer.activation.forward(z)
-            else:
-                out = layer.forward(*inputs)
+            try:
+                if self._reuse[i]:
+                    z, pullback = layer.linearize(*inputs)
+                    records[i] = (z, pullback)
+                    out = z if layer.activation is None else layer.activation.forward(z)
+                else:
+                    out = layer.forward(*inputs)
+            except (ValueError, RuntimeError, TypeError, IndexError) as error:
+                if isinstance(error, LRPError):
+                    raise
+                shapes_in = ", ".join(str(shapes[j]) for j in node.inputs)
+                raise ValueError(f"the model cannot run on this input: {self.model.label(i)} "
+                                 f"fails on input shape {shapes_in} (the model input has shape "
+                                 f"{shapes[0]}): {error}") from error
             values[i + 1] = out
             shapes[i + 1] = tuple(out.shape)
             for j in node.inputs:  # drop what neither a later layer nor the backward pass needs

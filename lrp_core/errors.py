@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["LRPError", "LRPCompatibilityError", "ModelCheckError", "UnsupportedOperatorError"]
+__all__ = ["LRPError", "LRPCompatibilityError", "ModelCheckError", "UnsupportedOperatorError",
+           "NonFiniteError"]
 
 
 class LRPError(Exception):
@@ -20,3 +21,8 @@ class ModelCheckError(LRPError, ValueError):
 
 class UnsupportedOperatorError(LRPError, NotImplementedError):
     """An ONNX node or a traced torch call has no translation; the message names the node."""
+
+
+class NonFiniteError(LRPError, ValueError):
+    """The input, the output relevance or a model parameter holds NaN or infinity; the message
+    names which (a parameter by its layer and name)."""

@@ -12,6 +12,8 @@ conformance suite read it, and :func:`preset` builds one by name.
 
 from __future__ import annotations
 
+import inspect
+
 from .composites import Composite, FirstOfTypeMap, GlobalMap, GlobalTypeMap
 from .layers import (
     ConvLayer,
@@ -107,9 +109,18 @@ def preset(name: str, *, low=None, high=None, **options) -> Composite:
     """The preset ``name`` (snake or kebab case), built with ``options`` (``epsilon=``, ...);
     ``low`` and ``high`` are required by, and only given to, the presets in
     :data:`NEEDS_BOUNDS`."""
+    if not isinstance(name, str):
+        raise TypeError(f"the preset name must be a string, one of: {', '.join(PRESETS)}; "
+                        f"got {name!r}")
     key = name.replace("-", "_")
     if key not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    accepted = [p.name for p in inspect.signature(PRESETS[key]).parameters.values()
+                if p.kind == p.KEYWORD_ONLY]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise TypeError(f"the preset {name!r} takes no option {', '.join(map(repr, unknown))}; "
+                        f"its options: {', '.join(accepted) or 'none'}")
     if key in NEEDS_BOUNDS:
         if low is None or high is None:
             raise ValueError(f"the preset {name!r} needs the input bounds: "

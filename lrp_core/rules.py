@@ -26,9 +26,12 @@ Relevance Propagation* (2015); A. Hedström, RelevancePropagation.jl (Julia-XAI)
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import array_api_compat
+import numpy as np
 
 from .arrays import (
     keep_negative,
@@ -212,6 +215,41 @@ def _accepts_any_layer(layer) -> bool:
     return True
 
 
+def _check_real(rule: str, name: str, value, *, positive: bool = False) -> float:
+    """``value`` as a float if it is a finite real number (``> 0`` if ``positive``, else
+    ``>= 0``); otherwise a ``TypeError``/``ValueError`` naming the rule and the argument."""
+    need = "a finite positive float" if positive else "a finite float >= 0"
+    if isinstance(value, (bool, str, bytes)) or not (isinstance(value, numbers.Real)
+                                                     or hasattr(type(value), "__float__")):
+        raise TypeError(f"{rule}: {name} must be {need}, got {value!r} "
+                        f"({type(value).__name__})")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{rule}: {name} must be {need}, got {value!r}") from None
+    if not math.isfinite(number) or number < 0 or (positive and number == 0):
+        raise ValueError(f"{rule}: {name} must be {need}, got {value!r}")
+    return number
+
+
+def _check_bound(rule: str, name: str, value):
+    """A ZBox bound: a finite real scalar, or an array (NumPy arrays are checked elementwise,
+    arrays of other namespaces are taken as they are)."""
+    if isinstance(value, (bool, str, bytes)) or value is None:
+        raise TypeError(f"{rule}: {name} must be a finite float or an array, got {value!r}")
+    if isinstance(value, numbers.Real):
+        if not math.isfinite(float(value)):
+            raise ValueError(f"{rule}: {name} must be finite, got {value!r}")
+    elif isinstance(value, np.ndarray):
+        if not np.issubdtype(value.dtype, np.number):
+            raise TypeError(f"{rule}: {name} must be a numeric array, got dtype {value.dtype}")
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"{rule}: {name} must be finite; the array holds NaN or infinity")
+    elif not hasattr(value, "shape"):
+        raise TypeError(f"{rule}: {name} must be a finite float or an array, "
+                        f"got {value!r} ({type(value).__name__})")
+
+
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True, repr=False)
 class ZeroRule(LRPRule):
@@ -234,6 +272,9 @@ class EpsilonRule(LRPRule):
 
     epsilon: float = 1e-6
 
+    def __post_init__(self):
+        _check_real("EpsilonRule", "epsilon", self.epsilon, positive=True)
+
     def modify_denominator(self, d):
         return stabilize_denom(d, self.epsilon)
 
@@ -249,6 +290,9 @@ class GammaRule(LRPRule):
     """
 
     gamma: float = 0.25
+
+    def __post_init__(self):
+        _check_real("GammaRule", "gamma", self.gamma)
 
     def modify_parameters(self, param):
         return param + self.gamma * relu(param)
@@ -332,6 +376,23 @@ class ZBoxRule(LRPRule):
 
     low: object = 0.0
     high: object = 1.0
+
+    def __post_init__(self):
+        _check_bound("ZBoxRule", "low", self.low)
+        _check_bound("ZBoxRule", "high", self.high)
+        low, high = self.low, self.high
+        if isinstance(low, numbers.Real) and isinstance(high, numbers.Real):
+            if low > high:
+                raise ValueError(f"ZBoxRule needs low <= high, got low={low!r}, high={high!r}")
+        elif (isinstance(low, (np.ndarray, numbers.Real))
+              and isinstance(high, (np.ndarray, numbers.Real))):
+            try:
+                ordered = bool(np.all(np.asarray(low) <= np.asarray(high)))
+            except ValueError:  # shapes that do not broadcast: refused when the rule is used
+                ordered = True
+            if not ordered:
+                raise ValueError("ZBoxRule needs low <= high elementwise; some elements of low "
+                                 "are greater than high")
 
     def bind(self, graph, index):
         """Bounds are given in the space of the model's input. Where the layer reads the input
@@ -463,6 +524,8 @@ class AlphaBetaRule(LRPRule):
     beta: float = 1.0
 
     def __post_init__(self):
+        _check_real("AlphaBetaRule", "alpha", self.alpha)
+        _check_real("AlphaBetaRule", "beta", self.beta)
         if self.alpha < 0 or self.beta < 0:
             raise ValueError(f"AlphaBetaRule needs alpha >= 0 and beta >= 0, "
                              f"got alpha={self.alpha}, beta={self.beta}")
@@ -513,6 +576,9 @@ class GeneralizedGammaRule(LRPRule):
     """
 
     gamma: float = 0.25
+
+    def __post_init__(self):
+        _check_real("GeneralizedGammaRule", "gamma", self.gamma)
 
     def modify_layer(self, layer):
         g = self.gamma
