@@ -257,6 +257,18 @@ class LRP:
                              "\n".join(f"  - {b}" for b in bad) + note)
 
     # -- analysis ------------------------------------------------------------------------------
+    def _check_declared_shape(self, x) -> None:
+        """The model's declared per-sample input shape (an ONNX model's input), if any."""
+        declared = self._source.input_shape
+        if declared is None:
+            return
+        got = tuple(int(d) for d in x.shape[1:])
+        if len(got) != len(declared) or any(d is not None and d != g
+                                             for d, g in zip(declared, got)):
+            expected = ", ".join(["N"] + ["?" if d is None else str(d) for d in declared])
+            raise ValueError(f"the model takes inputs of shape ({expected}) (batch first; ? is "
+                             f"open), got {tuple(int(d) for d in x.shape)}")
+
     def __call__(self, x, output_selection=None, *, output_relevance=None,
                  layerwise_relevances: bool = False) -> Explanation:
         try:
@@ -271,6 +283,7 @@ class LRP:
         if x.shape[0] == 0:
             raise ValueError(f"the batch is empty: the input has shape {tuple(x.shape)}; "
                              "give at least one sample")
+        self._check_declared_shape(x)
         if not _all_finite(xp, x):
             raise NonFiniteError("the input holds NaN or infinity; LRP would explain a "
                                  "meaningless output (replace or drop those samples)")

@@ -14,6 +14,7 @@ Build one by hand either as a chain, ``lrp.Chain(conv, lrp.ReLU(), ...)``, or fu
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 from .layers.base import Layer, Symbol
@@ -98,6 +99,17 @@ class Graph(Layer):
         if input.index != 0 or output.builder is not input.builder:
             raise ValueError("the output was not computed from this input")
         self._set_nodes(_prune(input.builder.nodes[: output.index], output.index))
+
+    #: the per-sample input shape the model declares (``None`` for a dimension it leaves open),
+    #: or ``None`` when it declares none; the analyzer refuses inputs of another shape
+    input_shape: tuple | None = None
+
+    def with_input_shape(self, shape) -> Graph:
+        """The same graph, declaring the per-sample input ``shape`` (``None`` entries: open)."""
+        new = copy.copy(self)
+        new.input_shape = None if shape is None else tuple(
+            None if d is None else int(d) for d in shape)
+        return new
 
     @classmethod
     def from_nodes(cls, nodes) -> Graph:

@@ -44,7 +44,8 @@ def from_onnx(path_or_model, *, input_shape=None, output: str | None = None) -> 
         check_structure(model, label)
         translator = Translator(model, label, base_dir, input_shape=input_shape, output=output)
         output_value = translator.run()
-        return build_graph(translator.builder.nodes, translator.shapes, output_value)
+        graph = build_graph(translator.builder.nodes, translator.shapes, output_value)
+        return graph.with_input_shape(translator.declared_input)
     except MemoryError as error:  # what the size checks did not foresee
         raise too_large(label, "a tensor of the model") from error
 

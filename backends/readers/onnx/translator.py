@@ -144,6 +144,9 @@ class Translator:
                 raise ValueError(f"{self.label}: input_shape {given} does not match the input "
                                  f"{value.name!r} of shape {['N'] + [d or '?' for d in dims[1:]]}")
             per_sample = given
+        # what the analyzer enforces: the declared per-sample shape (None where it is open)
+        self.declared_input = per_sample if per_sample is not None else (
+            None if dims is None else tuple(dims[1:]))
         self.input_name = value.name
         self.values[value.name] = 0
         self.shapes.append(per_sample)
