@@ -44,3 +44,22 @@ def test_graphs_without_a_declared_shape_are_not_checked_here():
     model = lrp.Chain(lrp.Dense(np.ones((2, 3))))
     assert model.input_shape is None
     assert lrp.LRP(model)(np.ones((1, 3))).val.shape == (1, 3)
+
+
+def test_an_external_data_location_with_a_null_byte_is_named(tmp_path):
+    # regression: a bare ValueError("embedded null byte") from os.path
+    from onnx import TensorProto, helper, numpy_helper
+
+    from lrp_core.backends.readers.onnx import OnnxModelError
+
+    w = numpy_helper.from_array(np.ones((2, 3), np.float32), "w")
+    w.ClearField("raw_data")
+    w.data_location = TensorProto.EXTERNAL
+    entry = w.external_data.add()
+    entry.key, entry.value = "location", "a\x00b"
+    model = make_model([helper.make_node("MatMul", ["x", "w"], ["y"])], [2])
+    model.graph.initializer.append(w)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(OnnxModelError, match="null byte.*tensor 'w'|tensor 'w'.*null byte"):
+        lrp.from_onnx(str(path))

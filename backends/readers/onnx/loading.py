@@ -160,8 +160,11 @@ def _external_file(base_dir, tensor, label: str, what: str) -> tuple[str, int, i
                              "that it can be found (external data is refused for a model given "
                              "as bytes or as an onnx.ModelProto)")
     root = os.path.realpath(base_dir)
+    if "\0" in location:  # os.path would raise a bare "embedded null byte"
+        raise OnnxModelError(f"{label}: {what} (tensor {tensor.name!r}) has an external data "
+                             f"location with a null byte, {location!r}; refused")
     target = os.path.realpath(os.path.join(root, location))
-    if (not location or os.path.isabs(location) or "\0" in location
+    if (not location or os.path.isabs(location)
             or os.path.commonpath([root, target]) != root or target == root):
         raise OnnxModelError(f"{label}: {what} (tensor {tensor.name!r}) points to external data "
                              f"{location!r} outside the model's folder {root!r}; refused")
