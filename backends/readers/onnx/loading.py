@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 import onnx
+from google.protobuf.message import Message
 from onnx import TensorProto, helper, numpy_helper
 
 import lrp_core as lrp
@@ -65,6 +66,7 @@ def check_structure(model, label: str) -> None:
         raise OnnxModelError(f"{label} is not an ONNX model (it holds no ir_version or no graph; "
                              "is the file empty, truncated or of another format?)")
     graph = model.graph
+    _check_text(model, label)
     _check_unique_names(graph, label)
     if not graph.node or not graph.output:
         raise OnnxModelError(f"{label} has {len(graph.node)} nodes and {len(graph.output)} "
@@ -87,6 +89,22 @@ def check_structure(model, label: str) -> None:
     if opset_of(model) is None:
         raise OnnxModelError(f"{label} declares no opset for the default ONNX domain (the file "
                              "may be truncated)")
+
+
+def _check_text(message, label: str, where: str = "the model") -> None:
+    """Every string field (names, op types, domains, ...) is valid UTF-8: protobuf hands an
+    invalid one over as ``bytes``, which the reader would otherwise trip on."""
+    for field, value in message.ListFields():
+        if field.type == field.TYPE_STRING:
+            values = [value] if isinstance(value, (str, bytes)) else value
+            bad = next((v for v in values if not isinstance(v, str)), None)
+            if bad is not None:
+                raise OnnxModelError(f"{label}: the field {field.name!r} of {where} is not valid "
+                                     f"UTF-8 ({bytes(bad)[:40]!r}); the file is corrupt")
+        elif field.type == field.TYPE_MESSAGE:
+            values = [value] if isinstance(value, Message) else value
+            for item in values:
+                _check_text(item, label, f"{where} > {field.name}")
 
 
 def _check_unique_names(graph, label: str) -> None:
@@ -201,8 +219,12 @@ def tensor_to_array(tensor, base_dir, label: str, what: str | None = None) -> np
         raise too_large(label, what, elements)
     if tensor.data_location == TensorProto.EXTERNAL or tensor.external_data:
         path, offset, length = _external_file(base_dir, tensor, label, what)
-        itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize \
-            if tensor.data_type not in (0, TensorProto.STRING) else 1
+        try:
+            itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize \
+                if tensor.data_type not in (0, TensorProto.STRING) else 1
+        except (KeyError, TypeError, ValueError) as error:
+            raise OnnxModelError(f"{label}: {what} has the unknown data type "
+                                 f"{tensor.data_type}; the file is invalid") from error
         if length is None:
             length = elements * itemsize
         if length > elements * max(itemsize, 1) + 16:

@@ -25,6 +25,13 @@ def _conv_operands(t, n):
     d = w.ndim - 2
     if d not in (1, 2, 3):
         raise t.unsupported(n, f"a weight of shape {w.shape} (1-, 2- or 3-d convolutions only)")
+    groups = n.attr("group", 1)
+    if not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise t.unsupported(n, f"group={groups!r}; a positive number of groups is expected")
+    out = w.shape[0] if n.op_type == "Conv" else w.shape[1] * int(groups)
+    if b is not None and tuple(b.shape) != (out,):
+        raise t.unsupported(n, f"the bias B has shape {tuple(b.shape)}, the weight {w.shape} "
+                               f"makes {out} output channels")
     return x, w, b, d, [int(k) for k in w.shape[2:]]
 
 

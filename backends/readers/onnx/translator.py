@@ -20,6 +20,7 @@ from lrp_core.layers import Affine, ZeroPad
 
 from .folding import FOLDINGS
 from .loading import (
+    MAX_ELEMENTS,
     MIN_OPSET,
     opset_of,
     read_initializers,
@@ -111,6 +112,10 @@ class Translator:
         except (ValueError, TypeError) as error:
             raise self.unsupported(n, f"{layer.describe()} does not fit its input: "
                                       f"{error}") from error
+        added = _padding_elements(layer, self.shapes[inputs[0]] if inputs else None)
+        if added > MAX_ELEMENTS:  # a padding of 2**33 cells: refused before anything runs
+            raise too_large(self.label, f"the padding of node {n.label} ({n.op_type}) (per "
+                                        "sample)", added)
         name = n.layer_name if suffix is None else f"{n.layer_name}:{suffix}"
         value = self.builder.add(layer, inputs, name)
         self.shapes.append(shape)
@@ -330,6 +335,29 @@ def _output_shape(layer, shapes):
         return None
     zeros = [np.zeros((1,) + tuple(s), dtype=np.float32) for s in shapes]
     return tuple(int(d) for d in layer.forward(*zeros).shape[1:])
+
+
+def _padding_elements(layer, shape) -> int:
+    """The elements a Conv, pooling or ZeroPad ``layer`` adds to one sample of ``shape`` by its
+    padding (0 without padding or when the shape is unknown)."""
+    if shape is None or getattr(layer, "padding", getattr(layer, "pads", None)) is None:
+        return 0
+    try:
+        if isinstance(layer, ZeroPad):
+            pads = layer.pads
+            if len(pads) != len(shape):
+                return 0
+            return math.prod(d + lo + hi for d, (lo, hi) in zip(shape, pads)) - math.prod(shape)
+        if len(shape) < 2:
+            return 0
+        if hasattr(layer, "resolved_padding"):
+            pads = layer.resolved_padding()
+        else:
+            pads = normalize_padding(layer.padding, len(shape) - 1)
+        padded = math.prod(length + lo + hi for length, (lo, hi) in zip(shape[1:], pads))
+        return shape[0] * padded - math.prod(shape)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _tuple(value, d: int) -> tuple:
