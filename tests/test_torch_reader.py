@@ -654,7 +654,7 @@ def lenet5():
     return load_lenet5()
 
 
-def test_shared_lenet5_with_the_seed_rules(lenet5):
+def test_shared_lenet5_with_the_custom_rule_example(lenet5):
     images, labels = mnist_test_images(8)
     x = torch.from_numpy(images)
     before = snapshot(lenet5)
