@@ -5,8 +5,11 @@ Fan-out relevances add; ``Add`` splits in proportion (its rule's generic step); 
 layers (activations on their own, Flatten, Reshape, Dropout, Concat) route relevance unchanged.
 The backward pass is explicit code, not autograd. Modified layers are built once per array
 namespace, device and dtype, and reused until a torch tensor of the model changes in place
-(its version counter moves; then the model is canonized again); a call holds all of its state
-in local variables, so one analyzer serves several threads.
+(its version counter moves; then the model is canonized again). Everything one build derives
+from the model (canonized graph, bound rules, wiring, cache) is one immutable :class:`_Build`
+that a call takes once at its start, so a rebuild during another thread's call never mixes an
+old and a new graph; the rest of a call's state is local, so one analyzer serves several
+threads. An analyzer pickles (for Dask workers, multiprocessing) without its lock and cache.
 """
 
 from __future__ import annotations
@@ -30,6 +33,22 @@ from .readers import as_graph
 from .rules import NO_HINTS, LRPRule, StepHints, ZeroRule
 
 __all__ = ["LRP", "analyze", "propagate"]
+
+
+@dataclass(frozen=True)
+class _Build:
+    """What one build derives from the model: the canonized graph, the bound rules, the
+    wiring of the passes, the versions of the tracked tensors it was built from, and the cache
+    of prepared layers (per namespace, device, dtype) that belongs to this build only."""
+
+    graph: Graph
+    rules: tuple
+    last_reader: tuple  # the last node reading each value (-1: none)
+    keep: tuple  # whether the backward pass needs each value
+    inputs_nonnegative: tuple  # per node: all its inputs are known to be >= 0
+    reuse: tuple  # per node: the rule reuses the forward pass's linearisation
+    versions: tuple
+    cache: dict
 
 
 @dataclass(frozen=True)
@@ -73,9 +92,41 @@ def _version_of(array):
     return version if isinstance(version, int) else None
 
 
+def _owned(original, converted, xp):
+    """``converted``, or a copy of it where it is the caller's own array with no version counter
+    (a NumPy array of a hand-built graph): an in-place change of that array cannot be noticed,
+    so the analyzer explains the array as it was when first prepared instead of mixing old
+    modified weights with new ones. Read-only arrays (a reader's own) are not copied."""
+    if converted is None or converted is not original or _version_of(original) is not None:
+        return converted
+    flags = getattr(original, "flags", None)
+    if flags is not None and not flags.writeable:
+        return converted
+    return xp.asarray(converted, copy=True)
+
+
 def _all_finite(xp, x) -> bool:
     """One reduction, one conversion to a Python bool."""
     return bool(xp.all(xp.isfinite(x)))
+
+
+def _input_error(graph: Graph, i: int, shapes, error) -> ValueError:
+    """The error for node ``i`` failing in the forward pass: the shape its parameters take if
+    that is the problem (the model's shape, when it reads the model input), else the shapes and
+    the kernel's own message."""
+    node = graph.nodes[i]
+    got = shapes[node.inputs[0]]
+    takes = graph.nodes[i].layer.mismatch(got) if len(node.inputs) == 1 else None
+    label = graph.label(i)
+    if takes is not None and node.inputs == (0,):
+        return ValueError(f"the model takes inputs of shape {takes} (its first layer is {label}),"
+                          f" got {got}")
+    if takes is not None:
+        return ValueError(f"the model cannot run on this input: {label} takes inputs of shape "
+                          f"{takes} and gets {got} from the model input of shape {shapes[0]}")
+    shapes_in = ", ".join(str(shapes[j]) for j in node.inputs)
+    return ValueError(f"the model cannot run on this input: {label} fails on input shape "
+                      f"{shapes_in} (the model input has shape {shapes[0]}): {error}")
 
 
 def _step(rule, layer, modified, inputs, shapes, relevance, hints=NO_HINTS):
@@ -99,7 +150,8 @@ def propagate(rule: LRPRule, layer: Layer, a, relevance):
     """One step of the backward pass: the relevance of the input ``a`` of ``layer`` (a tuple of
     inputs for Add/Concat) given the relevance of its output, exactly as the analyzer does it.
 
-    The layer's parameters are converted to ``a``'s namespace, device and dtype.
+    The layer's parameters are converted to ``a``'s namespace, device and dtype. NaN or infinity
+    in the inputs or the relevance is a :class:`~lrp_core.NonFiniteError`.
     """
     inputs = tuple(a) if isinstance(a, (tuple, list)) else (a,)
     if not rule.is_compatible(layer):
@@ -109,6 +161,10 @@ def propagate(rule: LRPRule, layer: Layer, a, relevance):
                                                  inputs[0].dtype))
     modified = rule.modify_layer(layer) if isinstance(layer, LinearizableLayer) else None
     relevance = to_namespace(relevance, xp, array_api_compat.device(inputs[0]), inputs[0].dtype)
+    for what, value in [(f"input {k}" if len(inputs) > 1 else "the input", v)
+                        for k, v in enumerate(inputs)] + [("the relevance", relevance)]:
+        if xp.isdtype(value.dtype, "real floating") and not _all_finite(xp, value):
+            raise NonFiniteError(f"propagate: {what} holds NaN or infinity")
     with _compute_context(xp):
         result = _step(rule, layer, modified, inputs, [tuple(x.shape) for x in inputs], relevance)
     return result if isinstance(a, (tuple, list)) else result[0]
@@ -141,13 +197,38 @@ class LRP:
         self._tracked = _versioned(self._source)
         self.normalize_output_relevance = bool(normalize_output_relevance)
         self._lock = threading.Lock()
-        self._build(self._versions())
+        self._built: _Build = self._build(self._versions())
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_lock"]
+        state["_built"] = None  # rebuilt on arrival: the cache holds converted arrays
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._built = self._build(self._versions())
+
+    @property
+    def model(self) -> Graph:
+        """The graph as explained: canonized (unless ``canonize=False``)."""
+        return self._built.graph
+
+    @property
+    def rules(self) -> tuple[LRPRule, ...]:
+        """The rule of each layer of :attr:`model`, bound to it."""
+        return self._built.rules
+
+    @property
+    def _cache(self) -> dict:
+        return self._built.cache
 
     def _versions(self) -> tuple:
         return tuple(p._version for p in self._tracked)
 
-    def _build(self, versions: tuple) -> None:
-        """Canonize, check and bind the rules to the model as it is now; empty the cache."""
+    def _build(self, versions: tuple) -> _Build:
+        """Canonize, check and bind the rules to the model as it is now, with an empty cache."""
         graph = canonize_model(self._source) if self._canonize else self._source
         if not self._skip_checks:
             check_model(graph)
@@ -155,22 +236,22 @@ class LRP:
         for i, (rule, layer) in enumerate(zip(resolved, graph)):
             if not rule.is_compatible(layer):
                 raise _compatibility_error(rule, layer, graph.label(i))
-        self.model: Graph = graph
-        self.rules: tuple[LRPRule, ...] = tuple(rule.bind(graph, i)
-                                                for i, rule in enumerate(resolved))
-        self._plan_wiring()
-        self._cache: dict = {}
-        self._built_versions = versions
+        rules = tuple(rule.bind(graph, i) for i, rule in enumerate(resolved))
+        return _Build(graph, rules, **self._wiring(graph, rules), versions=versions, cache={})
 
-    def _refresh(self) -> None:
-        """Rebuild if a tracked tensor of the model was changed in place since the last build."""
+    def _current(self) -> _Build:
+        """The build for the model as it is now: rebuilt if a tracked tensor of the model was
+        changed in place since (one build per change, whichever thread sees it first)."""
+        built = self._built
         if not self._tracked:
-            return
+            return built
         versions = self._versions()
-        if versions != self._built_versions:
-            with self._lock:
-                if versions != self._built_versions:
-                    self._build(versions)
+        if versions == built.versions:
+            return built
+        with self._lock:
+            if versions != self._built.versions:
+                self._built = self._build(versions)
+            return self._built
 
     # -- construction --------------------------------------------------------------------------
     @staticmethod
@@ -192,50 +273,57 @@ class LRP:
             return rules
         raise TypeError(f"rules must be a Composite, a list of rules or a rule, got {rules!r}")
 
-    def _plan_wiring(self) -> None:
-        nodes = self.model.nodes
-        consumers = self.model.consumers()
-        self._last_reader = [max(c) if c else -1 for c in consumers]
+    @staticmethod
+    def _wiring(graph: Graph, rules) -> dict:
+        nodes = graph.nodes
+        consumers = graph.consumers()
         # a value is kept for the backward pass if a layer that computes with its input reads it
-        self._keep = [any(not isinstance(nodes[c].layer, PassThroughLayer) for c in readers)
-                      for readers in consumers]
-        self._keep[-1] = True  # the output
+        keep = [any(not isinstance(nodes[c].layer, PassThroughLayer) for c in readers)
+                for readers in consumers]
+        keep[-1] = True  # the output
         nonnegative = [False]
         for node in nodes:
             nonnegative.append(node.layer.output_nonnegative(tuple(nonnegative[j]
                                                                    for j in node.inputs)))
-        self._inputs_nonnegative = [all(nonnegative[j] for j in node.inputs) for node in nodes]
-        self._reuse = [isinstance(node.layer, LinearizableLayer) and rule.reuses_forward()
-                       for node, rule in zip(nodes, self.rules)]
+        return dict(
+            last_reader=tuple(max(c) if c else -1 for c in consumers),
+            keep=tuple(keep),
+            inputs_nonnegative=tuple(all(nonnegative[j] for j in node.inputs) for node in nodes),
+            reuse=tuple(isinstance(node.layer, LinearizableLayer) and rule.reuses_forward()
+                        for node, rule in zip(nodes, rules)))
 
-    def _prepared(self, xp, device, dtype) -> _Prepared:
+    def _prepared(self, built: _Build, xp, device, dtype) -> _Prepared:
         key = (namespace_name(xp), str(device), str(dtype))
-        prepared = self._cache.get(key)
+        prepared = built.cache.get(key)
         if prepared is not None:
             return prepared
         with self._lock:
-            prepared = self._cache.get(key)
+            prepared = built.cache.get(key)
             if prepared is None:
-                prepared = self._prepare(xp, device, dtype)
-                self._cache[key] = prepared
+                prepared = self._prepare(built, xp, device, dtype)
+                built.cache[key] = prepared
         return prepared
 
-    def _prepare(self, xp, device, dtype) -> _Prepared:
+    def _prepare(self, built: _Build, xp, device, dtype) -> _Prepared:
         converted: dict[int, Layer] = {}  # a layer used by two nodes is converted once
+
+        def convert(p):
+            return _owned(p, to_namespace(p, xp, device, dtype), xp)
+
         layers, modified = [], []
-        for node in self.model.nodes:
+        for node in built.graph.nodes:
             layer = converted.get(id(node.layer))
             if layer is None:
-                layer = node.layer.convert(lambda p: to_namespace(p, xp, device, dtype))
+                layer = node.layer.convert(convert)
                 converted[id(node.layer)] = layer
             layers.append(layer)
-        self._check_parameters(xp, layers)
-        for layer, rule in zip(layers, self.rules):
+        self._check_parameters(built.graph, xp, layers)
+        for layer, rule in zip(layers, built.rules):
             modified.append(rule.modify_layer(layer) if isinstance(layer, LinearizableLayer)
                             else None)
         return _Prepared(tuple(layers), tuple(modified))
 
-    def _check_parameters(self, xp, layers) -> None:
+    def _check_parameters(self, graph: Graph, xp, layers) -> None:
         """A :class:`~lrp_core.NonFiniteError` naming each parameter that holds NaN or infinity
         (one reduction over all parameters; located only when one is found)."""
         flags, where, seen = [], [], set()
@@ -249,7 +337,7 @@ class LRP:
                     where.append((i, name))
         if not flags or bool(xp.all(xp.stack(flags))):
             return
-        bad = [f"{self.model.label(i)}: {name}" for (i, name), ok in zip(where, flags)
+        bad = [f"{graph.label(i)}: {name}" for (i, name), ok in zip(where, flags)
                if not bool(ok)]
         note = ("\n(the layers as canonized: a BatchNorm's parameters are folded into the layer "
                 "before it)") if self._canonize else ""
@@ -287,12 +375,12 @@ class LRP:
         if not _all_finite(xp, x):
             raise NonFiniteError("the input holds NaN or infinity; LRP would explain a "
                                  "meaningless output (replace or drop those samples)")
-        self._refresh()
+        built = self._current()
         device = array_api_compat.device(x)
         compute_dtype = xp.float32 if xp.finfo(x.dtype).bits < 32 else x.dtype
-        prepared = self._prepared(xp, device, compute_dtype)
+        prepared = self._prepared(built, xp, device, compute_dtype)
         with _compute_context(xp):
-            values, shapes, records = self._forward(prepared,
+            values, shapes, records = self._forward(built, prepared,
                                                     xp.astype(x, compute_dtype, copy=False))
             output = values[-1]
             if output_relevance is not None:
@@ -311,7 +399,7 @@ class LRP:
                 selection = None
             else:
                 relevance, selection = self._output_relevance(xp, output, output_selection)
-            relevances = self._backward(prepared, values, shapes, records, relevance,
+            relevances = self._backward(built, prepared, values, shapes, records, relevance,
                                         layerwise_relevances)
         extras = None
         if layerwise_relevances:
@@ -322,8 +410,8 @@ class LRP:
                            output=xp.astype(output, x.dtype, copy=False),
                            output_selection=selection, extras=extras)
 
-    def _forward(self, prepared: _Prepared, x):
-        nodes = self.model.nodes
+    def _forward(self, built: _Build, prepared: _Prepared, x):
+        nodes = built.graph.nodes
         values = [x] + [None] * len(nodes)
         shapes = [tuple(x.shape)] + [None] * len(nodes)
         records = [None] * len(nodes)
@@ -331,7 +419,7 @@ class LRP:
             layer = prepared.layers[i]
             inputs = [values[j] for j in node.inputs]
             try:
-                if self._reuse[i]:
+                if built.reuse[i]:
                     z, pullback = layer.linearize(*inputs)
                     records[i] = (z, pullback)
                     out = z if layer.activation is None else layer.activation.forward(z)
@@ -340,14 +428,11 @@ class LRP:
             except (ValueError, RuntimeError, TypeError, IndexError) as error:
                 if isinstance(error, LRPError):
                     raise
-                shapes_in = ", ".join(str(shapes[j]) for j in node.inputs)
-                raise ValueError(f"the model cannot run on this input: {self.model.label(i)} "
-                                 f"fails on input shape {shapes_in} (the model input has shape "
-                                 f"{shapes[0]}): {error}") from error
+                raise _input_error(built.graph, i, shapes, error) from error
             values[i + 1] = out
             shapes[i + 1] = tuple(out.shape)
             for j in node.inputs:  # drop what neither a later layer nor the backward pass needs
-                if self._last_reader[j] == i and not self._keep[j]:
+                if built.last_reader[j] == i and not built.keep[j]:
                     values[j] = None
         return values, shapes, records
 
@@ -389,8 +474,8 @@ class LRP:
                              f"outputs (0..{k - 1})")
         return selection
 
-    def _backward(self, prepared, values, shapes, records, relevance, keep_all):
-        nodes = self.model.nodes
+    def _backward(self, built: _Build, prepared, values, shapes, records, relevance, keep_all):
+        nodes = built.graph.nodes
         relevances = [None] * (len(nodes) + 1)
         relevances[-1] = relevance
         for i in range(len(nodes) - 1, -1, -1):
@@ -399,8 +484,8 @@ class LRP:
             if r is None:
                 continue
             inputs = tuple(values[j] for j in node.inputs)
-            hints = StepHints(records[i], self._inputs_nonnegative[i])
-            r_inputs = _step(self.rules[i], prepared.layers[i], prepared.modified[i], inputs,
+            hints = StepHints(records[i], built.inputs_nonnegative[i])
+            r_inputs = _step(built.rules[i], prepared.layers[i], prepared.modified[i], inputs,
                              [shapes[j] for j in node.inputs], r, hints)
             for j, r_j in zip(node.inputs, r_inputs):
                 relevances[j] = r_j if relevances[j] is None else relevances[j] + r_j

@@ -81,8 +81,10 @@ def to_namespace(x, xp, device=None, dtype=None):
 
     same = namespace_name(namespace_of(x)) == namespace_name(xp)
     if not same:
-        x = (xp.asarray(to_numpy(x), device=device) if device is not None
-             else xp.asarray(to_numpy(x)))
+        host = to_numpy(x)
+        if not host.flags.writeable:  # a reader's read-only array: torch would share it
+            host = host.copy()
+        x = xp.asarray(host, device=device) if device is not None else xp.asarray(host)
     elif device is not None and array_api_compat.device(x) != device:
         x = array_api_compat.to_device(x, device)
     if dtype is not None and x.dtype != dtype:

@@ -214,7 +214,9 @@ def test_duplicate_node_outputs_are_refused():
 def test_attribute_of_the_wrong_type_is_refused():
     nodes = [N("Conv", ["x", "W"], ["y"], name="conv", strides="22")]
     model = make_model(nodes, (3, 8, 8), {"W": np.ones((2, 3, 3, 3), np.float32)})
-    with pytest.raises(lrp.UnsupportedOperatorError, match="'conv'.*'strides' is stored as STRING"):
+    with pytest.raises(OnnxModelError, match="'conv' \\(Conv\\) is invalid: Mismatched attribute "
+                                             "type in 'conv : strides'. Expected: 'INTS', "
+                                             "actual: 'STRING'"):
         lrp.from_onnx(model)
 
 
@@ -230,7 +232,46 @@ def test_attribute_helper_checks_the_schema_type():
 
 def test_unknown_attribute_is_refused():
     nodes = [N("Relu", ["x"], ["y"], name="relu", alpha=0.5)]
-    with pytest.raises(lrp.UnsupportedOperatorError, match="'relu'.*'alpha'"):
+    with pytest.raises(OnnxModelError, match="'relu' \\(Relu\\) is invalid: Unrecognized "
+                                             "attribute: alpha"):
+        lrp.from_onnx(make_model(nodes, (4,)))
+
+
+@pytest.mark.parametrize("node, message", [
+    (N("Relu", ["x", "x"], ["y"], name="bad"), "has input size 2 not in range"),
+    (N("MaxPool", ["x"], ["y"], name="bad"), "Required attribute 'kernel_shape' is missing"),
+    (N("Relu", ["x"], ["y", "z"], name="bad"), "has output size 2 not in range"),
+    (N("Gemm", ["x", "x"], ["y"], name="bad", transA=[1]), "Mismatched attribute type"),
+], ids=["inputs", "required attribute", "outputs", "attribute type"])
+def test_the_onnx_checker_runs_on_every_node(node, message):
+    """The ONNX checker, node by node against the schema of the model's opset."""
+    with pytest.raises(OnnxModelError, match=f"'bad' \\({node.op_type}\\) is invalid: .*"
+                                             f"{message}"):
+        lrp.from_onnx(make_model([node], (4,)))
+
+
+def test_the_checker_never_looks_for_external_data_in_the_working_folder(tmp_path, monkeypatch):
+    """A tensor attribute stored as external data is a placeholder for the checker (which would
+    resolve it against the working folder); the reader's own loader refuses it for a model
+    with no folder, whether or not such a file lies in the working folder."""
+    monkeypatch.chdir(tmp_path)
+    value = helper.make_tensor("c", onnx.TensorProto.FLOAT, [4], np.ones(4, np.float32))
+    value.ClearField("float_data")
+    value.data_location = onnx.TensorProto.EXTERNAL
+    value.external_data.add(key="location", value="secret.bin")
+    nodes = [N("Constant", [], ["c"], name="const", value=value), N("Add", ["x", "c"], ["y"])]
+    model = make_model(nodes, (4,))
+    for present in (False, True):
+        if present:
+            (tmp_path / "secret.bin").write_bytes(np.arange(4, dtype=np.float32).tobytes())
+        with pytest.raises(OnnxModelError, match="external data") as info:
+            lrp.from_onnx(model)
+        assert "is invalid" not in str(info.value)
+
+
+def test_unknown_operators_are_left_to_the_translation():
+    nodes = [N("NoSuchOp", ["x"], ["y"], name="mystery")]
+    with pytest.raises(lrp.UnsupportedOperatorError, match="'mystery'"):
         lrp.from_onnx(make_model(nodes, (4,)))
 
 
@@ -257,3 +298,17 @@ def test_out_of_range_axes_are_refused(case):
     with pytest.raises(lrp.UnsupportedOperatorError, match="'bad'") as error:
         lrp.from_onnx(model)
     assert "out of range" in str(error.value) or "permutation" in str(error.value)
+
+
+def test_the_graph_read_from_onnx_is_read_only():
+    """The reader's arrays are its own and read-only, so an analyzer explains them without a
+    private copy."""
+    nodes = [N("Gemm", ["x", "W", "b"], ["y"], name="fc", transB=1)]
+    model = make_model(nodes, (4,), {"W": np.ones((3, 4), np.float32),
+                                     "b": np.zeros(3, np.float32)})
+    graph = lrp.from_onnx(model)
+    assert not graph[0].weight.flags.writeable
+    analyzer = lrp.LRP(graph)
+    analyzer(np.ones((2, 4), np.float32))
+    (prepared,) = analyzer._cache.values()
+    assert prepared.layers[0].weight is graph[0].weight

@@ -66,9 +66,9 @@ def test_weights_are_checked_once_per_namespace(monkeypatch):
     calls = []
     original = lrp.LRP._check_parameters
 
-    def counting(self, xp, layers):
+    def counting(self, graph, xp, layers):
         calls.append(1)
-        return original(self, xp, layers)
+        return original(self, graph, xp, layers)
 
     monkeypatch.setattr(lrp.LRP, "_check_parameters", counting)
     analyzer = lrp.LRP(small_chain())
@@ -274,3 +274,114 @@ def test_eval_mode_and_plain_models_do_not_warn():
         warnings.simplefilter("error")
         lrp.LRP(conv_bn_model().eval())
         lrp.LRP(nn.Sequential(nn.Linear(4, 3), nn.ReLU()).double().train())
+
+
+# -- 6. one build per call, pickling, arrays without version counters ---------------------------
+def test_a_rebuild_during_a_call_does_not_mix_builds():
+    """A call takes the analyzer's build once: when another call rebuilds it (a weight changed
+    in place) while this one runs, this call still explains the model it started on, and the
+    other call the changed model. (The ZBox bounds depend on the Affine's scale through the
+    rule's binding, so the two models' relevances differ.)"""
+    torch.manual_seed(0)
+    scale = torch.rand(4, dtype=torch.float64) + 0.5
+    shift = torch.randn(4, dtype=torch.float64)
+    w1, w2 = torch.randn(5, 4, dtype=torch.float64), torch.randn(3, 5, dtype=torch.float64)
+    x = torch.rand(2, 4, dtype=torch.float64)
+    rules = [lrp.PassRule(), lrp.ZBoxRule(-1.0, 1.0), lrp.PassRule(), lrp.EpsilonRule()]
+    state = {"armed": False, "inner": None}
+
+    def trigger(z):
+        if state["armed"]:
+            state["armed"] = False
+            with torch.no_grad():
+                scale.mul_(3.0)  # a training step in another thread, say
+            state["inner"] = analyzer(x)  # ... whose call rebuilds the analyzer
+        return z
+
+    def graph(s, t, fn=lambda z: z):
+        return lrp.Chain(lrp.Affine(s, t), lrp.Dense(w1), lrp.Activation(fn, "f"),
+                         lrp.Dense(w2))
+
+    analyzer = lrp.LRP(graph(scale, shift, trigger), rules, canonize=False)
+    before = lrp.LRP(graph(scale.clone(), shift), rules, canonize=False)(x)
+    analyzer(x)  # built and prepared
+    state["armed"] = True
+    outer = analyzer(x)
+    after = lrp.LRP(graph(scale.clone(), shift), rules, canonize=False)(x)
+    assert not torch.allclose(before.val, after.val)
+    torch.testing.assert_close(outer.val, before.val, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(outer.output, before.output, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(state["inner"].val, after.val, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("make", [lambda: small_chain(), lambda: conv_bn_model()],
+                         ids=["numpy graph", "torch model"])
+def test_an_analyzer_pickles(make):
+    import pickle
+
+    analyzer = lrp.LRP(make(), lrp.EpsilonPlusFlat())
+    x = sample() if isinstance(analyzer.model[0].weight, np.ndarray) else torch_input()
+    expected = analyzer(x)
+    copied = pickle.loads(pickle.dumps(analyzer))
+    assert repr(copied) == repr(analyzer)
+    got = copied(x)
+    np.testing.assert_array_equal(np.asarray(got.val), np.asarray(expected.val))
+    analyzer(x)  # the original still works after being pickled
+
+
+def test_a_numpy_graph_changed_in_place_is_explained_as_first_prepared():
+    """NumPy arrays carry no version counter: the analyzer keeps its own copy of a writable
+    array, so it never mixes old modified weights with new ones."""
+    graph = small_chain()
+    analyzer = lrp.LRP(graph, lrp.EpsilonRule(1e-6))
+    expected = analyzer(sample())
+    graph[2].weight[...] *= 5.0
+    again = analyzer(sample())
+    np.testing.assert_array_equal(again.val, expected.val)
+    np.testing.assert_array_equal(again.output, expected.output)
+
+
+def test_read_only_arrays_are_not_copied():
+    graph = small_chain()
+    for layer in graph:
+        for name in ("weight", "bias"):
+            if getattr(layer, name, None) is not None:
+                getattr(layer, name).flags.writeable = False
+    analyzer = lrp.LRP(graph)
+    analyzer(sample())
+    (prepared,) = analyzer._cache.values()
+    assert prepared.layers[0].weight is graph[0].weight
+
+
+# -- 7. input shapes named by the layer that fixes them ------------------------------------------
+def test_a_dense_first_layer_names_the_shape_it_takes():
+    with pytest.raises(ValueError, match=r"^the model takes inputs of shape \(N, \.\.\., 4\) "
+                                         r"\(its first layer is .*Dense\(4 => 5.*\), "
+                                         r"got \(2, 7\)$"):
+        lrp.LRP(small_chain())(np.ones((2, 7)))
+
+
+def test_a_conv_first_layer_names_the_shape_it_takes():
+    model = lrp.Chain(lrp.Conv(np.ones((2, 3, 3, 3))), lrp.Flatten())
+    with pytest.raises(ValueError, match=r"takes inputs of shape \(N, 3, H, W\) .* got "
+                                         r"\(1, 1, 8, 8\)$") as info:
+        lrp.LRP(model)(np.ones((1, 1, 8, 8)))
+    assert "conv" not in str(info.value).split("got")[1].lower()
+
+
+def test_a_deeper_layer_names_its_shape_and_the_model_input():
+    model = lrp.Chain(lrp.Flatten(), lrp.Dense(np.ones((3, 784))))
+    with pytest.raises(ValueError, match=r"Dense\(784 => 3\).* takes inputs of shape "
+                                         r"\(N, \.\.\., 784\) and gets \(2, 756\) from the model "
+                                         r"input of shape \(2, 27, 28\)"):
+        lrp.LRP(model)(np.ones((2, 27, 28)))
+
+
+# -- 8. lrp.propagate checks its arrays ---------------------------------------------------------
+@pytest.mark.parametrize("where", ["input", "relevance"])
+def test_propagate_refuses_non_finite_values(where):
+    layer = lrp.Dense(np.ones((3, 4)))
+    a, r = np.ones((2, 4)), np.ones((2, 3))
+    (a if where == "input" else r)[0, 0] = math.nan
+    with pytest.raises(lrp.NonFiniteError, match=f"propagate: the {where} holds NaN"):
+        lrp.propagate(lrp.EpsilonRule(), layer, a, r)

@@ -85,6 +85,11 @@ class Layer:
         elif n != self.n_inputs:
             raise TypeError(f"{type(self).__name__} takes {self.n_inputs} input(s), got {n}")
 
+    def mismatch(self, shape: tuple) -> str | None:
+        """Where the layer's parameters fix its input shape and ``shape`` does not fit: the
+        shape it takes, in words such as ``"(N, 3, H, W)"`` (for error messages); else ``None``."""
+        return None
+
     # -- display -----------------------------------------------------------------------------
     def describe(self) -> str:
         """A short one-line description (used in printed graphs and error messages)."""

@@ -77,6 +77,10 @@ class Dense(WeightedLayer):
     def add_bias(self, z, bias):
         return z + bias
 
+    def mismatch(self, shape):
+        n_in = int(self.weight.shape[1])
+        return None if len(shape) >= 2 and shape[-1] == n_in else f"(N, ..., {n_in})"
+
     def describe(self):
         out_f, in_f = self.weight.shape
         return f"Dense({in_f} => {out_f}{self._activation_suffix()})"
@@ -105,6 +109,16 @@ class ConvLayer(WeightedLayer):
     @property
     def kernel_size(self) -> tuple[int, ...]:
         return tuple(int(k) for k in self.weight.shape[2:])
+
+    @property
+    def in_channels(self) -> int:
+        raise NotImplementedError
+
+    def mismatch(self, shape):
+        if len(shape) == self.spatial_dims + 2 and shape[1] == self.in_channels:
+            return None
+        spatial = {1: "L", 2: "H, W", 3: "D, H, W"}[self.spatial_dims]
+        return f"(N, {self.in_channels}, {spatial})"
 
     def _bias_shape(self):
         return (-1,) + (1,) * self.spatial_dims
@@ -148,6 +162,10 @@ class Conv(ConvLayer):
         if padding == "same" and any(s != 1 for s in self.stride):
             raise ValueError("padding='same' needs stride 1 (as in torch)")
 
+    @property
+    def in_channels(self) -> int:
+        return int(self.weight.shape[1]) * self.groups
+
     def resolved_padding(self):
         """The padding as ``(low, high)`` pairs (``"same"`` puts the odd extra at the high end)."""
         if self.padding == "valid":
@@ -184,6 +202,10 @@ class ConvTranspose(ConvLayer):
             raise ValueError("ConvTranspose takes numeric padding only")
         super().__init__(weight, bias, activation, stride, padding, dilation, groups)
         self.output_padding = normalize_tuple(output_padding, self.spatial_dims, "output_padding")
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.weight.shape[0])
 
     def output_shape(self, input_shape):
         spatial = []

@@ -22,8 +22,11 @@ its folder; a missing file raises ``FileNotFoundError``.
 
 from __future__ import annotations
 
+import numpy as np
+
 from lrp_core.graph import Graph
 
+from .checking import check_nodes
 from .loading import OnnxModelError, check_structure, load_model, too_large
 from .postpass import build_graph
 from .translator import Translator
@@ -42,12 +45,28 @@ def from_onnx(path_or_model, *, input_shape=None, output: str | None = None) -> 
     model, base_dir, label = load_model(path_or_model)
     try:
         check_structure(model, label)
+        check_nodes(model, label)
         translator = Translator(model, label, base_dir, input_shape=input_shape, output=output)
         output_value = translator.run()
         graph = build_graph(translator.builder.nodes, translator.shapes, output_value)
+        _freeze(graph)
         return graph.with_input_shape(translator.declared_input)
     except MemoryError as error:  # what the size checks did not foresee
         raise too_large(label, "a tensor of the model") from error
+
+
+def _freeze(graph: Graph) -> None:
+    """Make the graph's arrays read-only: they are the reader's own, nothing writes into them,
+    and an analyzer needs no private copy of a read-only array (see ``lrp_core.analyzer``)."""
+    layers = list(graph)
+    while layers:
+        layer = layers.pop()
+        for name in layer._arrays:
+            value = getattr(layer, name, None)
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+        if getattr(layer, "activation", None) is not None:
+            layers.append(layer.activation)
 
 
 def model_input_shape(path_or_model) -> tuple:
