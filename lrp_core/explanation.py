@@ -14,8 +14,10 @@ class Explanation:
     ``val``: the relevance, same shape, dtype, namespace and device as ``input``;
     ``output``: the model output (logits); ``output_selection``: the explained output index of
     each sample (a list of ints; ``None`` when started from a given ``output_relevance``);
-    ``analyzer``: ``"LRP"``; ``heatmap``: ``"attribution"`` (how to render it);
-    ``extras``: ``None`` or ``{"layerwise_relevances": [...]}``.
+    ``analyzer``: ``"LRP"`` (or ``"CRP"``: then ``val`` is ``(N, n_concepts, *input[1:])``
+    and ``extras`` holds the concepts, see :class:`~lrp_core.CRP`); ``heatmap``:
+    ``"attribution"`` (how to render it); ``extras``: ``None`` or
+    ``{"layerwise_relevances": [...]}``.
     """
 
     val: object

@@ -77,6 +77,11 @@ def heatmap(val, analyzer=None, output_selection=None, *, colormap=None, reduce=
     extrema) or a list of one ``H x W`` / ``H x W x 3`` image per sample (uint8, or floats in
     [0, 1]), possibly larger than the relevance: the relevance is then resized to the image.
     ``alpha`` is the heatmap's opacity (VisionHeatmaps.jl's default, 0.6).
+
+    A CRP explanation (:class:`~lrp_core.CRP`) is drawn as one labelled grid, a list of one
+    image: a row per sample (its input first, if an image), a column per concept, each titled
+    with its feature index and its share of the relevance at the layer; the keywords apply to
+    every cell, each scaled on its own unless ``process_batch=True``.
     """
     if analyzer is not None:
         if not callable(analyzer):
@@ -88,6 +93,7 @@ def heatmap(val, analyzer=None, output_selection=None, *, colormap=None, reduce=
                         "heatmap(x, analyzer, output_selection)")
     inputs = None
     preset = _DEFAULT
+    concepts = val if isinstance(val, Explanation) and val.analyzer == "CRP" else None
     if isinstance(val, Explanation):
         inputs = val.input
         preset = PRESETS.get(val.heatmap, _DEFAULT)
@@ -105,6 +111,12 @@ def heatmap(val, analyzer=None, output_selection=None, *, colormap=None, reduce=
     if not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
     cmap = _colormap(colormap)
+    if concepts is not None:  # one labelled grid, samples x concepts
+        from .concept_heatmaps import concept_grid
+
+        return [concept_grid(concepts, colormap=cmap, reduce=reduce, rangescale=rangescale,
+                             percentile=percentile, process_batch=process_batch,
+                             overlay=overlay, alpha=alpha)]
 
     maps = REDUCTIONS[reduce](_batch_nchw(val, "relevance"))  # (N, H, W) float64
     if not np.all(np.isfinite(maps)):
