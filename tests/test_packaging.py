@@ -82,8 +82,10 @@ def test_editable_install_ignores_a_decoy(tmp_path):
 
 
 def test_importing_lrp_core_imports_no_framework():
-    code = ("import sys, lrp_core, lrp_core.backends\n"
-            "print(sorted(m for m in ('torch', 'onnx', 'cupy') if m in sys.modules))\n")
+    # lrp_core.cli too: ``lrp explain --zarr`` reaches Dask and Zarr only when it runs
+    code = ("import sys, lrp_core, lrp_core.backends, lrp_core.cli\n"
+            "print(sorted(m for m in ('torch', 'onnx', 'cupy', 'dask', 'distributed', 'zarr')\n"
+            "             if m in sys.modules))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
