@@ -297,7 +297,7 @@ def _stab(z, eps):
 
 
 def _rule_name(preset, is_conv):
-    if not is_conv:
+    if not is_conv or preset in ("attn_lrp", "cp_lrp"):
         return "LRP-0" if preset == "zero" else "LRP-epsilon"
     return {"zero": "LRP-0", "epsilon_plus": "LRP-z+", "epsilon_plus_flat": "LRP-flat",
             "epsilon_alpha2_beta1": "LRP-alpha2-beta1", "epsilon_alpha2_beta1_flat": "LRP-flat",
@@ -341,7 +341,8 @@ PROPERTIES: dict[str, Property] = {p.name: p for p in [
     Property("batch", batch_equals_samples, cases(batch=(2, 3))),
     Property("deterministic", deterministic_and_side_effect_free, cases()),
     Property("conservation", relevance_is_conserved, _conservation_cases,
-             frozenset({"zero", "epsilon_plus", "epsilon_plus_flat", "epsilon_gamma_box"})),
+             frozenset({"zero", "epsilon_plus", "epsilon_plus_flat", "epsilon_gamma_box",
+                        "attn_lrp", "cp_lrp"})),
     Property("gradient_x_input", zero_is_gradient_times_input, cases(ties=False),
              frozenset({"zero"})),
     Property("linear_layer", linear_layer_base_case, linear_layer_cases()),

@@ -15,9 +15,10 @@ and every other output's relevance is 0. The implementation must not modify ``mo
 
 Presets (the names of :data:`lrp_core.presets.PRESETS`; their rules are in docs/conventions.md):
 ``zero``, ``epsilon_plus``, ``epsilon_plus_flat``, ``epsilon_alpha2_beta1``,
-``epsilon_alpha2_beta1_flat``, ``epsilon_gamma_box``. The box bounds of ``epsilon_gamma_box``
-are given by the suite: :data:`BOX_LOW` and :data:`BOX_HIGH`, and every input the suite makes
-lies between them. Every preset uses ``epsilon = 1e-6`` on Dense layers and ``gamma = 0.25``.
+``epsilon_alpha2_beta1_flat``, ``epsilon_gamma_box``, ``attn_lrp``, ``cp_lrp``. The box bounds
+of ``epsilon_gamma_box`` are given by the suite: :data:`BOX_LOW` and :data:`BOX_HIGH`, and every
+input the suite makes lies between them. Every preset uses ``epsilon = 1e-6`` on Dense layers
+and ``gamma = 0.25``.
 """
 
 from __future__ import annotations

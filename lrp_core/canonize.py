@@ -12,6 +12,7 @@ from .errors import ModelCheckError
 from .graph import Graph
 from .layers import (
     ActivationLayer,
+    AddConstant,
     Affine,
     BatchNorm,
     Conv,
@@ -104,12 +105,33 @@ def canonize(model) -> Graph:
     3. each BatchNorm that is left replaced by the channel-wise :class:`~lrp_core.Affine` of its
        effective map, so that rules see ``γ/σ`` and ``β − μγ/σ``, never γ and β;
     4. each elementwise activation that directly follows a Dense/Conv/ConvTranspose (and is its
-       only reader) fused into that layer's ``activation``, as in Flux.
+       only reader) fused into that layer's ``activation``, as in Flux;
+    5. each ``AddConstant`` on the model input (directly, or after other input scale-and-shifts)
+       replaced by the shift-only :class:`~lrp_core.Affine`: ``x - mean`` written in the model
+       is an input normalisation (``PassRule`` in the presets, ZBox bounds mapped through it),
+       not a bias that keeps relevance, as a constant added inside the network is.
     """
     graph = _remove_noops(as_graph(model))
     graph = _fuse_pairs(graph, fuse_batchnorm)
     graph = _unfused_batchnorms_as_affine(graph)
-    return _fuse_pairs(graph, fuse_activation)
+    graph = _fuse_pairs(graph, fuse_activation)
+    return _input_shifts_as_affine(graph)
+
+
+def _input_shifts_as_affine(graph: Graph) -> Graph:
+    on_input = []  # per node: it reads the model input through scale-and-shifts only
+    for node in graph.nodes:
+        source = node.inputs[0] if len(node.inputs) == 1 else None
+        on_input.append(source == 0 or (source is not None and on_input[source - 1]
+                                        and isinstance(graph.nodes[source - 1].layer, Affine)))
+
+    def decide(site):
+        layer = site.node.layer
+        if isinstance(layer, AddConstant) and on_input[site.index]:
+            return keep(Affine(shift=layer.value))
+        return keep()
+
+    return rewrite(graph, decide)
 
 
 def batchnorm_as_affine(norm: BatchNorm) -> Affine:
@@ -155,8 +177,10 @@ def check_model(model) -> bool:
         if softmax and i == last:
             problems.append(f"{graph.label(i)}: a softmax on the output; explain the logits "
                             "instead: model = lrp.strip_softmax(model)")
-        elif softmax:
-            problems.append(f"{graph.label(i)}: a softmax inside the model is not supported by LRP")
+        elif softmax and not isinstance(layer, Softmax):
+            problems.append(f"{graph.label(i)}: a softmax activation inside the model; write it "
+                            "as a layer of its own, lrp.Softmax(dim), which the rules "
+                            "(lrp.SoftmaxRule) explain")
         elif not isinstance(layer, (LinearizableLayer, PassThroughLayer)):
             problems.append(f"{graph.label(i)}: {type(layer).__name__} is not a supported "
                             "layer type")

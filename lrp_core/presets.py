@@ -2,9 +2,14 @@
 
 Every preset maps ``ConvLayer`` to its conv rule, ``Dense`` to ``EpsilonRule(epsilon)``,
 ``LayerNorm`` to ``LayerNormRule``, and dropout, normalisation, reshaping and identity layers to
-``PassRule``; pooling and activation layers are left to ``ZeroRule``. "The first conv" is the
-first layer of the convolution group in topological order (Zennit's meaning), so an input
-normalisation in the graph does not take its place.
+``PassRule``; pooling and activation layers are left to ``ZeroRule``. Products of two
+activations get ``ProductRule``: ``CPRule(epsilon)`` where one factor is a gate (out of a
+sigmoid, hard sigmoid or softmax: squeeze-excitation, attention weights: the gate is a
+weighting, the other factor carries the evidence), ``UniformRule(epsilon)`` elsewhere; a softmax
+inside the network gets ``SoftmaxRule()``; a constant added inside (``AddConstant``) gets
+``EpsilonRule(epsilon)``. :func:`AttnLRP` and :func:`CPLRP` are the transformer presets.
+"The first conv" is the first layer of the convolution group in topological order (Zennit's
+meaning), so an input normalisation in the graph does not take its place.
 
 :data:`PRESETS` maps each preset's name to its factory; the command line, the tests and the
 conformance suite read it, and :func:`preset` builds one by name.
@@ -16,14 +21,19 @@ import inspect
 
 from .composites import Composite, FirstOfTypeMap, GlobalMap, GlobalTypeMap
 from .layers import (
+    Add,
+    AddConstant,
     ConvLayer,
     Dense,
     DropoutLayer,
     Identity,
     LayerNorm,
     NormalizationLayer,
+    ProductLayer,
     ReshapingLayer,
+    Softmax,
 )
+from .product_rules import CPRule, ProductRule, SoftmaxRule, UniformRule
 from .rules import (
     AlphaBetaRule,
     EpsilonRule,
@@ -37,10 +47,15 @@ from .rules import (
 )
 
 __all__ = ["EpsilonGammaBox", "EpsilonPlus", "EpsilonAlpha2Beta1", "EpsilonPlusFlat",
-           "EpsilonAlpha2Beta1Flat", "Zero", "PRESETS", "preset"]
+           "EpsilonAlpha2Beta1Flat", "Zero", "AttnLRP", "CPLRP", "PRESETS", "preset"]
 
 
-def _preset(conv_rule, epsilon, first_conv_rule=None) -> Composite:
+def _gated_products(epsilon) -> ProductRule:
+    """CP-LRP on a product with a gate factor, AttnLRP's uniform rule on any other product."""
+    return ProductRule(CPRule(epsilon), UniformRule(epsilon))
+
+
+def _preset(conv_rule, epsilon, first_conv_rule=None, *, products=None, extra=None) -> Composite:
     primitives = [GlobalTypeMap({
         ConvLayer: conv_rule,
         Dense: EpsilonRule(epsilon),
@@ -49,6 +64,10 @@ def _preset(conv_rule, epsilon, first_conv_rule=None) -> Composite:
         DropoutLayer: PassRule(),
         ReshapingLayer: PassRule(),
         Identity: PassRule(),
+        ProductLayer: _gated_products(epsilon) if products is None else products,
+        Softmax: SoftmaxRule(),
+        AddConstant: EpsilonRule(epsilon),
+        **(extra or {}),
     })]
     if first_conv_rule is not None:
         primitives.append(FirstOfTypeMap({ConvLayer: first_conv_rule}))
@@ -85,6 +104,24 @@ def EpsilonAlpha2Beta1Flat(*, epsilon=1e-6) -> Composite:
     return _preset(AlphaBetaRule(2.0, 1.0), epsilon, FlatRule())
 
 
+def AttnLRP(*, epsilon=1e-6) -> Composite:
+    """AttnLRP (Achtibat et al., ICML 2024): ``EpsilonRule(epsilon)`` on Dense, Conv and the
+    additions (``Add``, ``AddConstant``), ``LayerNormRule`` on LayerNorm (the standard deviation
+    held constant), the identity on activations and constant scalings, ``UniformRule(epsilon)``
+    on every product of two activations and ``SoftmaxRule()`` on a softmax inside the network."""
+    return _preset(EpsilonRule(epsilon), epsilon, products=UniformRule(epsilon),
+                   extra={Add: EpsilonRule(epsilon)})
+
+
+def CPLRP(*, epsilon=1e-6) -> Composite:
+    """CP-LRP (Ali et al., ICML 2022): as :func:`AttnLRP`, but a product with a gate factor (the
+    attention weights out of a softmax, a sigmoid gate) gets ``CPRule(epsilon)``: the gate held
+    constant, all relevance to the other factor (so none reaches the queries and keys); a product
+    without a gate factor keeps ``UniformRule(epsilon)``."""
+    return _preset(EpsilonRule(epsilon), epsilon, products=_gated_products(epsilon),
+                   extra={Add: EpsilonRule(epsilon)})
+
+
 def Zero() -> Composite:
     """``ZeroRule`` on every layer (LRP-0)."""
     return Composite(GlobalMap(ZeroRule()))
@@ -99,6 +136,8 @@ PRESETS = {
     "epsilon_alpha2_beta1": EpsilonAlpha2Beta1,
     "epsilon_alpha2_beta1_flat": EpsilonAlpha2Beta1Flat,
     "epsilon_gamma_box": EpsilonGammaBox,
+    "attn_lrp": AttnLRP,
+    "cp_lrp": CPLRP,
 }
 
 #: the presets whose factory takes the input bounds ``low`` and ``high``

@@ -623,9 +623,23 @@ class LayerNormRule(LRPRule):
     ``t_j = R̂_j / stab(a_j − μ)``, where ``R̂`` is the relevance at the normalised value after
     the affine part ``γ ⊙ x̂ + β`` under the generic rule (``R̂ = γx̂ ⊙ R / stab(γx̂ + β)``).
 
+    ``stab(d) = d + ε·sign(d)`` with ``epsilon`` (default the library's stabiliser, 1e-9).
+
     Reference: A. Ali et al., *XAI for Transformers: Better Explanations through Conservative
     Propagation*, ICML 2022.
     """
+
+    epsilon: float = DEFAULT_STABILIZER
+
+    def __post_init__(self):
+        _check_real("LayerNormRule", "epsilon", self.epsilon, positive=True)
+
+    def modify_denominator(self, d):
+        return stabilize_denom(d, self.epsilon)
+
+    def __repr__(self) -> str:
+        default = self.epsilon == DEFAULT_STABILIZER
+        return "LayerNormRule()" if default else f"LayerNormRule(epsilon={self.epsilon!r})"
 
     def is_compatible(self, layer):
         return isinstance(layer, LayerNorm)

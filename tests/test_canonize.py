@@ -79,11 +79,43 @@ def test_check_model_names_each_problem_and_where():
         def forward(self, x):
             return x
 
-    model = lrp.Chain(lrp.Dense(np.eye(3)), lrp.Softmax(), Weird(), lrp.Dense(np.eye(3)))
+    model = lrp.Chain(lrp.Dense(np.eye(3)), lrp.Dense(np.eye(3), activation=lrp.Softmax()),
+                      Weird(), lrp.Dense(np.eye(3)))
     with pytest.raises(lrp.ModelCheckError) as info:
         lrp.check_model(model)
     message = str(info.value)
-    assert "layer 1 (Softmax" in message and "inside the model" in message
+    assert "layer 1 (Dense" in message and "softmax activation inside the model" in message
+    assert "lrp.Softmax(dim)" in message
     assert "layer 2 (Weird()" in message and "not a supported layer type" in message
     assert lrp.check_model(lrp.Chain(lrp.Dense(np.eye(3)))) is True
+    # a Softmax layer inside the network is explained by the rules (lrp.SoftmaxRule)
+    assert lrp.check_model(lrp.Chain(lrp.Dense(np.eye(3)), lrp.Softmax(), lrp.Dense(np.eye(3))))
     lrp.LRP(model, skip_checks=True, canonize=False)  # the check can be skipped
+
+
+def test_a_constant_added_to_the_model_input_is_an_input_normalisation():
+    """``x - mean`` on the model input (as a reader writes it, AddConstant) becomes the
+    shift-only Affine: PassRule in the presets, ZBox bounds mapped through it; a constant added
+    inside the network stays an AddConstant (a bias that keeps its share of relevance)."""
+    rng = np.random.default_rng(0)
+    mean = rng.standard_normal(4)
+    w0, w1 = rng.standard_normal((5, 4)), rng.standard_normal((3, 5))
+    embedding = rng.standard_normal(5)
+    model = lrp.Chain(lrp.AddConstant(-mean), lrp.Affine(np.full(4, 2.0)), lrp.Dense(w0),
+                      lrp.AddConstant(embedding), lrp.Dense(w1))
+    canonized = lrp.canonize(model)
+    kinds = [type(layer).__name__ for layer in canonized]
+    assert kinds == ["Affine", "Affine", "Dense", "AddConstant", "Dense"]
+    np.testing.assert_array_equal(canonized[0].bias, -mean)
+    x = rng.standard_normal((2, 4))
+    np.testing.assert_allclose(lrp.LRP(model)(x).output, lrp.LRP(canonized)(x).output)
+    # the box bounds of the input space, mapped through both: the same as a hand-normalised model
+    rules = lrp.LRP(model, lrp.EpsilonGammaBox(-1.0, 1.0)).rules
+    assert [type(r).__name__ for r in rules[:2]] == ["PassRule", "PassRule"]
+    analyzer = lrp.LRP(model, [lrp.PassRule(), lrp.PassRule(), lrp.ZBoxRule(-1.0, 1.0),
+                               lrp.EpsilonRule(1e-6), lrp.EpsilonRule(1e-6)])
+    plain = lrp.Chain(lrp.Dense(w0), lrp.AddConstant(embedding), lrp.Dense(w1))
+    normalised = lrp.LRP(plain, [lrp.ZBoxRule(2 * (-1.0 - mean), 2 * (1.0 - mean)),
+                                 lrp.EpsilonRule(1e-6), lrp.EpsilonRule(1e-6)], canonize=False)
+    z = 2.0 * (x - mean)
+    np.testing.assert_allclose(analyzer(x).val, normalised(z).val, rtol=1e-10, atol=1e-12)

@@ -5,7 +5,10 @@ from .activations import (
                           GELU,
                           Activation,
                           ActivationLayer,
+                          Hardsigmoid,
+                          Hardswish,
                           LeakyReLU,
+                          Mish,
                           ReLU,
                           ReLU6,
                           Sigmoid,
@@ -15,6 +18,7 @@ from .activations import (
                           as_activation,
 )
 from .base import Layer, LinearizableLayer, PassThroughLayer, Symbol
+from .constants import AddConstant, ConcatConstant
 from .linear import Conv, ConvLayer, ConvTranspose, Dense, WeightedLayer
 from .merging import Add
 from .normalization import Affine, BatchNorm, LayerNorm, NormalizationLayer
@@ -27,6 +31,7 @@ from .pooling import (
                           MaxPool,
                           PoolingLayer,
 )
+from .products import MatMul, Mul, ProductLayer
 from .reshaping import (
                           Concat,
                           Dropout,
@@ -37,6 +42,7 @@ from .reshaping import (
                           ReshapingLayer,
                           ZeroPad,
 )
+from .routing import Permute, Slice, Stack
 
 __all__ = [
     "Layer", "LinearizableLayer", "PassThroughLayer", "Symbol", "WeightedLayer",
@@ -48,4 +54,6 @@ __all__ = [
     "BatchNorm", "LayerNorm",
     "ReLU", "LeakyReLU", "ReLU6", "GELU", "SiLU", "ELU", "Tanh", "Sigmoid", "Softmax",
     "Activation", "as_activation",
+    "Permute", "Slice", "Stack", "Hardswish", "Hardsigmoid", "Mish",
+    "ProductLayer", "Mul", "MatMul", "AddConstant", "ConcatConstant",
 ]

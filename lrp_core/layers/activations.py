@@ -1,4 +1,5 @@
-"""Elementwise activations (and Softmax). Standing on their own they pass relevance through.
+"""Elementwise activations (and Softmax). Standing on their own they pass relevance through
+(Softmax, not elementwise, is linearised instead: see :class:`Softmax`).
 
 Dense, Conv and ConvTranspose carry an ``activation`` (as Flux's layers do); ``canonize`` fuses
 an activation layer that directly follows one of them into it. ``as_activation`` accepts an
@@ -10,7 +11,7 @@ from __future__ import annotations
 import math
 
 from ..arrays import namespace_of, relu
-from .base import PassThroughLayer
+from .base import LinearizableLayer, PassThroughLayer
 
 __all__ = [
     "ActivationLayer",
@@ -22,6 +23,9 @@ __all__ = [
     "ELU",
     "Tanh",
     "Sigmoid",
+    "Hardsigmoid",
+    "Hardswish",
+    "Mish",
     "Softmax",
     "Activation",
     "as_activation",
@@ -132,11 +136,54 @@ class Sigmoid(ActivationLayer):
         return 1.0 / (1.0 + xp.exp(-x))
 
 
-class Softmax(ActivationLayer):
-    """Softmax over ``dim``. Not elementwise: on the output it must be stripped
-    (:func:`lrp_core.strip_softmax`); elsewhere the model check reports it."""
+class Hardsigmoid(ActivationLayer):
+    """``clip(x / 6 + 1/2, 0, 1)`` (torch's ``nn.Hardsigmoid``; ONNX HardSigmoid with
+    ``alpha = 1/6``, ``beta = 1/2`` by default)."""
 
     nonnegative = True
+
+    def __init__(self, alpha: float = 1.0 / 6.0, beta: float = 0.5):
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+
+    def forward(self, x):
+        return namespace_of(x).clip(x * self.alpha + self.beta, 0.0, 1.0)
+
+    def describe(self):
+        default = (self.alpha, self.beta) == (1.0 / 6.0, 0.5)
+        return "Hardsigmoid()" if default else f"Hardsigmoid({self.alpha:g}, {self.beta:g})"
+
+
+class Hardswish(ActivationLayer):
+    """``x * clip(x / 6 + 1/2, 0, 1)`` (torch's ``nn.Hardswish``, ONNX HardSwish)."""
+
+    preserves_nonnegative = True
+
+    def forward(self, x):
+        return x * namespace_of(x).clip(x / 6.0 + 0.5, 0.0, 1.0)
+
+
+class Mish(ActivationLayer):
+    """``x * tanh(softplus(x))`` with ``softplus(x) = log(1 + exp(x))``."""
+
+    preserves_nonnegative = True
+
+    def forward(self, x):
+        xp = namespace_of(x)
+        # softplus, stable for large |x|: max(x, 0) + log1p(exp(-|x|))
+        softplus = xp.maximum(x, xp.zeros_like(x)) + xp.log1p(xp.exp(-xp.abs(x)))
+        return x * xp.tanh(softplus)
+
+
+class Softmax(LinearizableLayer):
+    """Softmax over ``dim``: ``s_i = exp(x_i) / Σ_j exp(x_j)``.
+
+    Not elementwise, so not a pass-through activation: its linearisation is the exact Jacobian,
+    ``(∂s/∂x)ᵀ v = s ⊙ (v − Σ_dim s ⊙ v)``, and the rules decide (:class:`~lrp_core.SoftmaxRule`
+    is AttnLRP's; under the generic rule, e.g. ``ZeroRule``, ``R_x = x ⊙ (∂s/∂x)ᵀ (R / stab(s))``,
+    the same up to the stabiliser). On the model's output it is stripped instead
+    (:func:`lrp_core.strip_softmax`): LRP explains the logits.
+    """
 
     def __init__(self, dim: int = -1):
         self.dim = int(dim)
@@ -146,6 +193,17 @@ class Softmax(ActivationLayer):
         shifted = x - xp.max(x, axis=self.dim, keepdims=True)
         e = xp.exp(shifted)
         return e / xp.sum(e, axis=self.dim, keepdims=True)
+
+    def preactivation(self, x):
+        return self.forward(x)
+
+    def linearize(self, x):
+        s = self.forward(x)
+        xp = namespace_of(x)
+        return s, lambda v: (s * (v - xp.sum(s * v, axis=self.dim, keepdims=True)),)
+
+    def output_nonnegative(self, inputs_nonnegative):
+        return True
 
     def describe(self):
         return f"Softmax(dim={self.dim})"
@@ -174,9 +232,9 @@ _KNOWN_FUNCTIONS = {relu: ReLU}
 
 def as_activation(activation):
     """Normalise an ``activation=`` argument to an activation layer (``None``: identity)."""
-    if activation is None or isinstance(activation, ActivationLayer):
+    if activation is None or isinstance(activation, (ActivationLayer, Softmax)):
         return activation
-    if isinstance(activation, type) and issubclass(activation, ActivationLayer):
+    if isinstance(activation, type) and issubclass(activation, (ActivationLayer, Softmax)):
         return activation()
     known = _KNOWN_FUNCTIONS.get(activation)
     if known is not None:

@@ -6,9 +6,11 @@ kinds exist, and every concrete layer is one of them:
 * :class:`LinearizableLayer`: the generic LRP rule applies. ``linearize(*inputs)`` returns the
   pre-activation ``z`` (the layer without its activation) and a ``pullback`` that maps a
   cotangent ``s`` shaped like ``z`` to the vector-Jacobian products with respect to each input.
-  Dense, Conv, pooling, BatchNorm, LayerNorm and Add are of this kind.
+  Dense, Conv, pooling, BatchNorm, LayerNorm, Add, AddConstant, Softmax and the products Mul and
+  MatMul are of this kind.
 * :class:`PassThroughLayer`: relevance is routed without arithmetic (activations standing on
-  their own, Flatten, Reshape, Dropout, Identity, Concat): ``route(relevance, input_shapes)``.
+  their own, Flatten, Reshape, Permute, Slice, Stack, Dropout, Identity, Concat,
+  ConcatConstant): ``route(relevance, input_shapes)``.
 
 Calling a layer on arrays runs its forward pass; calling it on the symbolic tensors of
 :func:`lrp_core.Input` adds a node to a graph instead (see :mod:`lrp_core.graph`).

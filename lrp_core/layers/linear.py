@@ -181,6 +181,13 @@ class Conv(ConvLayer):
             x, weight, stride=self.stride, padding=self.resolved_padding(),
             dilation=self.dilation, groups=self.groups)
 
+    def preactivation(self, x):
+        """``conv(x) + b``, the bias added by the backend's convolution (fused where it can)."""
+        self._check_input(x)
+        return get_backend(namespace_of(x)).conv(
+            x, self.weight, stride=self.stride, padding=self.resolved_padding(),
+            dilation=self.dilation, groups=self.groups, bias=self.bias)
+
     def linear_transpose(self, s, weight, input_shape):
         return get_backend(namespace_of(s)).conv_transpose(
             s, weight, stride=self.stride, padding=self.resolved_padding(),

@@ -135,6 +135,17 @@ def _fold_constant_of_shape(t, n, c):
 
 
 def _fold_expand(t, n, c):
+    target = ints(c[1])
+    if target and target[0] == BATCH and BATCH not in target[1:]:
+        # c.expand(N, ...): one sample, marked, for a Concat before activations (a class token)
+        value = c[0].reshape((1,) * (len(target) - c[0].ndim) + c[0].shape)
+        if value.shape[0] != 1:
+            raise t.unsupported(n, f"it expands a constant of shape {c[0].shape} over the batch")
+        per_sample = _check_size(t, n, [1] + target[1:])
+        out = np.broadcast_shapes(value.shape, tuple(per_sample))
+        _check_size(t, n, out)
+        t.batch_expanded.add(n.outputs[0])
+        return [np.broadcast_to(value, out).copy()]
     shape = _check_size(t, n, c[1])
     out = np.broadcast_shapes(c[0].shape, tuple(shape))
     _check_size(t, n, out)

@@ -1,13 +1,18 @@
 """Translations of the element-wise operators: arithmetic with a constant (``Add``, ``Sub``,
 ``Mul``, ``Div`` to an ``Affine`` scale-and-shift) or of two activations (``Add``, ``Sub``,
-``Sum``), the activations (``Relu``, ``LeakyRelu``, ``Elu``, ``Clip``, ``Sigmoid``, ``Tanh``,
-``Gelu``, ``Softmax``), and the pass-throughs ``Dropout``, ``Identity`` and ``Cast``.
+``Sum``; ``Mul`` of two activations is a ``Mul``, or ``SiLU`` for ``x * sigmoid(x)`` and
+``GELU`` for ``x * (1 + erf(x/√2))``, torch's export of GELU; ``Erf`` only there), the
+activations (``Relu``, ``LeakyRelu``, ``Elu``, ``Clip``, ``Sigmoid``, ``HardSigmoid``,
+``HardSwish``, ``Tanh``, ``Gelu``, ``Softmax``), and the pass-throughs ``Dropout``,
+``Identity`` and ``Cast``.
 
 Each translation ``translate(t, n)`` reads the node ``n`` through the translator ``t`` and returns
 one entry per node output (see :mod:`lrp_core.backends.readers.onnx.translations`).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -53,7 +58,10 @@ def _arithmetic(t, n):
             minus_one = Affine(scale=np.asarray(-1.0, dtype=np.float32))
             negated = t.add(minus_one, [b], n, suffix="negate")
             return [t.add(lrp.Add(), [a, negated], n)]
-        raise t.unsupported(n, f"{op} of two activations is not linear; LRP has no rule for it")
+        if op == "Mul":
+            return [_product(t, n, a, b)]
+        raise t.unsupported(n, f"{op} of two activations is not supported (Add, Sub and Mul "
+                               "are)")
     x_index = 1 if a_const else 0
     x = t.value(n, x_index)
     c = _per_sample_constant(t, n, t.const(n, 1 - x_index, "the constant operand"), x)
@@ -69,6 +77,133 @@ def _arithmetic(t, n):
     else:
         raise t.unsupported(n, "a constant divided by an activation is not linear")
     return [t.add(layer, [x], n)]
+
+
+def _erf(x):
+    from lrp_core.arrays import namespace_of
+    from lrp_core.kernels import get_backend
+
+    return get_backend(namespace_of(x)).erf(x)
+
+
+def _erf_in_gelu(t, n):
+    """``Erf`` only where it is part of GELU as torch exports it, ``x * (1 + erf(x / √2))``
+    (the ``Mul`` then reads it as ``GELU``); an ``Erf`` elsewhere has no translation."""
+    nodes = list(t.graph.node)
+
+    def made_by(name):
+        return next((m for m in nodes if name in m.output), None)
+
+    def read_by(name):
+        return [m for m in nodes if name in m.input]
+
+    def constant(name, value):
+        if t.is_const(name):
+            array = t.consts[name]
+        else:  # a Constant node later in the graph (exporters place them lazily)
+            maker = made_by(name)
+            if maker is None or maker.op_type != "Constant":
+                return False
+            try:
+                array = np.asarray(_constant_value(maker))
+            except (ValueError, TypeError, KeyError):
+                return False
+        return array.size == 1 and np.allclose(array, value, rtol=1e-6)
+
+    scaled = made_by(n.input(0))
+    x = None
+    if scaled is not None and scaled.op_type == "Div" and constant(scaled.input[1],
+                                                                    math.sqrt(2.0)):
+        x = scaled.input[0]
+    elif scaled is not None and scaled.op_type == "Mul" and len(scaled.input) == 2:
+        for i in (0, 1):
+            if constant(scaled.input[1 - i], 1.0 / math.sqrt(2.0)):
+                x = scaled.input[i]
+    adds = read_by(n.outputs[0])
+    ok = x is not None and len(adds) == 1 and adds[0].op_type == "Add" and any(
+        constant(name, 1.0) for name in adds[0].input)
+    if ok:
+        muls = read_by(adds[0].output[0])
+        ok = len(muls) == 1 and muls[0].op_type == "Mul" and x in muls[0].input
+    if not ok:
+        raise t.unsupported(n, "no translation to an lrp_core layer exists for Erf outside "
+                               "GELU's pattern x * (1 + erf(x / sqrt(2))), which is read as GELU")
+    return [t.add(lrp.Activation(_erf, "erf"), [t.value(n, 0)], n)]
+
+
+def _constant_value(node):
+    """The value of a ``Constant`` node holding a tensor or a float."""
+    from onnx import helper, numpy_helper
+
+    (attribute,) = node.attribute
+    value = helper.get_attribute_value(attribute)
+    if attribute.name == "value":
+        return numpy_helper.to_array(value)
+    if attribute.name == "value_float":
+        return np.float32(value)
+    raise ValueError(f"a Constant with attribute {attribute.name!r}")
+
+
+def _is_erf(layer) -> bool:
+    return isinstance(layer, lrp.Activation) and layer.fn is _erf
+
+
+def _scalar_affine(layer, scale, shift) -> bool:
+    """``layer`` is ``x * scale + shift`` with scalar constants (``shift=None``: no shift)."""
+    if not isinstance(layer, Affine) or layer.axis is not None:
+        return False
+    if np.asarray(layer.scale).size != 1 or not np.allclose(layer.scale, scale, rtol=1e-6):
+        return False
+    if shift is None:
+        return layer.shift is None
+    return (layer.shift is not None and np.asarray(layer.shift).size == 1
+            and np.allclose(layer.shift, shift, rtol=1e-6))
+
+
+def _erf_gelu_of(t, value: int):
+    """The value ``x`` when ``value`` is ``1 + erf(x / √2)`` (torch's export of GELU), else
+    ``None``."""
+    chain = []
+    for _ in range(3):
+        if value == 0:
+            return None
+        node = t.builder.nodes[value - 1]
+        if len(node.inputs) != 1:
+            return None
+        chain.append(node.layer)
+        value = node.inputs[0]
+    one_plus, erf, scaled = chain
+    if (_scalar_affine(one_plus, 1.0, 1.0) and _is_erf(erf)
+            and _scalar_affine(scaled, 1.0 / math.sqrt(2.0), None)):
+        return value
+    return None
+
+
+def _sigmoid_of(t, value: int):
+    """The value a ``Sigmoid`` layer producing ``value`` reads, else ``None``."""
+    if value == 0:
+        return None
+    node = t.builder.nodes[value - 1]
+    return node.inputs[0] if isinstance(node.layer, lrp.Sigmoid) else None
+
+
+def _product(t, n, a: int, b: int) -> int:
+    """``a * b`` of two activations: ``x * sigmoid(x)`` (how SiLU exports) is ``SiLU``, any other
+    product a ``Mul`` (a gate, or a product the product rules explain)."""
+    if _sigmoid_of(t, b) == a:
+        return t.add(lrp.SiLU(), [a], n)
+    if _sigmoid_of(t, a) == b:
+        return t.add(lrp.SiLU(), [b], n)
+    for x, other in ((a, b), (b, a)):
+        if _erf_gelu_of(t, other) == x:  # x * (1 + erf(x/√2)) = 2 GELU(x)
+            gelu = t.add(lrp.GELU(), [x], n, suffix="gelu")
+            return t.add(Affine(scale=np.asarray(2.0, dtype=np.float32)), [gelu], n)
+    shape_a, shape_b = t.shapes[a], t.shapes[b]
+    if shape_a is not None and shape_b is not None and len(shape_a) != len(shape_b):
+        raise t.unsupported(n, f"a product of activations of per-sample shapes {shape_a} and "
+                               f"{shape_b}: the batch axes would not line up (only operands of "
+                               "one rank are supported)")
+    return t.add(lrp.Mul(), [a, b], n)
 
 
 def _sum(t, n):
@@ -153,8 +288,12 @@ ELEMENTWISE = {
     "Elu": _activation(lambda n: lrp.ELU(float(n.attr("alpha", 1.0)))),
     "Clip": _clip,
     "Sigmoid": _activation(lambda n: lrp.Sigmoid()),
+    "HardSigmoid": _activation(lambda n: lrp.Hardsigmoid(float(n.attr("alpha", 0.2)),
+                                                         float(n.attr("beta", 0.5)))),
+    "HardSwish": _activation(lambda n: lrp.Hardswish()),
     "Tanh": _activation(lambda n: lrp.Tanh()),
     "Gelu": _activation(lambda n: lrp.GELU(n.attr("approximate", "none"))),
+    "Erf": _erf_in_gelu,
     "Softmax": _softmax,
     "Dropout": _dropout,
     "Identity": _identity,

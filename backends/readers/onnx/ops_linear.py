@@ -1,6 +1,7 @@
 """Translations of the linear operators: ``Conv``, ``ConvTranspose`` (1-, 2- and 3-d), ``Gemm``
 and ``MatMul`` with a constant weight, to :class:`lrp_core.Conv`, :class:`lrp_core.ConvTranspose`
-and :class:`lrp_core.Dense`.
+and :class:`lrp_core.Dense`; ``MatMul`` of two activations (attention) to
+:class:`lrp_core.MatMul`.
 
 Each translation ``translate(t, n)`` reads the node ``n`` through the translator ``t`` and returns
 one entry per node output (see :mod:`lrp_core.backends.readers.onnx.translations`).
@@ -110,9 +111,17 @@ def _gemm(t, n):
 
 
 def _matmul(t, n):
-    if t.is_const(n.input(0)) or not t.is_const(n.input(1)):
-        raise t.unsupported(n, "only MatMul(activation, constant matrix) is supported "
-                               "(a product with a constant on the left, or of two activations, "
+    if not t.is_const(n.input(0)) and not t.is_const(n.input(1)):
+        a, b = t.value(n, 0), t.value(n, 1)  # two activations: attention's q·kᵀ, A·v
+        shape_a, shape_b = t.shapes[a], t.shapes[b]
+        if shape_a is not None and shape_b is not None and (
+                len(shape_a) != len(shape_b) or len(shape_a) < 2):
+            raise t.unsupported(n, f"a product of activations of per-sample shapes {shape_a} and "
+                                   f"{shape_b}: only batched matrices of one rank are supported")
+        return [t.add(lrp.MatMul(), [a, b], n)]
+    if t.is_const(n.input(0)):
+        raise t.unsupported(n, "only MatMul(activation, constant matrix) or MatMul of two "
+                               "activations is supported (a product with a constant on the left "
                                "is not)")
     x = t.value(n, 0)
     w = t.const(n, 1, "the matrix")

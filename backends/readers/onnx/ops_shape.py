@@ -1,7 +1,8 @@
 """Translations of the operators that move data without computing: ``Flatten``, ``Reshape``,
-``Squeeze``, ``Unsqueeze``, ``Transpose`` (of size-1 axes only), ``Concat`` and ``Pad`` (with
-zeros). None may touch the batch axis; a ``Reshape`` target may hold
-:data:`~lrp_core.backends.readers.onnx.nodes.BATCH` (a folded ``Shape`` of an activation).
+``Squeeze``, ``Unsqueeze``, ``Transpose`` (a ``Permute``; a ``Reshape`` where it moves size-1
+axes only), ``Concat`` and ``Pad`` (with zeros). None may touch the batch axis; a ``Reshape``
+target may hold :data:`~lrp_core.backends.readers.onnx.nodes.BATCH` (a folded ``Shape`` of an
+activation).
 
 Each translation ``translate(t, n)`` reads the node ``n`` through the translator ``t`` and returns
 one entry per node output (see :mod:`lrp_core.backends.readers.onnx.translations`).
@@ -10,6 +11,8 @@ one entry per node output (see :mod:`lrp_core.backends.readers.onnx.translations
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 import lrp_core as lrp
 from lrp_core.layers import ZeroPad
@@ -106,24 +109,54 @@ def _unsqueeze(t, n):
 
 def _transpose(t, n):
     x = t.value(n, 0)
+    perm = n.attr("perm")
+    if perm is not None and t.shapes[x] is None:  # the data is reordered: a Permute
+        perm = ints(perm)
+        if perm[0] != 0 or sorted(perm) != list(range(len(perm))):
+            raise t.unsupported(n, f"Transpose(perm={perm}) moves the batch axis")
+        return [t.add(lrp.Permute(perm), [x], n)]
     shape = t.shape(n, x, "Transpose")
     full = (None,) + shape
-    perm = n.attr("perm")
     perm = list(range(len(full)))[::-1] if perm is None else ints(perm)
     if sorted(perm) != list(range(len(full))):
         raise t.unsupported(n, f"perm {perm} is not a permutation of the {len(full)} axes")
+    if perm[0] != 0:
+        raise t.unsupported(n, f"Transpose(perm={perm}) of {('N',) + shape} moves the batch "
+                               "axis")
     moved = [p for p in perm[1:] if full[p] != 1]
-    if perm[0] != 0 or moved != sorted(moved):
-        raise t.unsupported(n, f"Transpose(perm={perm}) of {('N',) + shape} reorders the data; "
-                               "only a transpose that moves size-1 axes (a reshape, a no-op for "
-                               "LRP) is supported")
-    return [_reshape_layer(t, n, x, [full[p] for p in perm[1:]])]
+    if moved != sorted(moved):  # the data is reordered
+        return [t.add(lrp.Permute(perm), [x], n)]
+    return [_reshape_layer(t, n, x, [full[p] for p in perm[1:]])]  # size-1 axes: a reshape
+
+
+def _leading_constant(t, n, names):
+    """The constants expanded over the batch that lead the Concat ``n`` (a class token), joined
+    into one sample (``None`` if there are none); a constant anywhere else is refused."""
+    constant = [t.is_const(name) for name in names]
+    leading = constant.index(False) if False in constant else len(names)
+    if any(constant[leading:]) or not all(name in t.batch_expanded for name in names[:leading]):
+        raise t.unsupported(n, "it concatenates a constant with activations (only a constant "
+                               "expanded over the batch, c.expand(N, ...), before the activations "
+                               "is supported)")
+    if not leading:
+        return None
+    axis = int(n.attr("axis"))
+    parts = [t.consts[name][0] for name in names[:leading]]
+    rank = parts[0].ndim + 1
+    axis = axis_in(t, n, axis, rank)
+    if axis == 0:
+        raise t.unsupported(n, "it concatenates along the batch axis")
+    return np.concatenate(parts, axis=axis - 1), axis
 
 
 def _concat(t, n):
     names = [name for name in n.inputs if name]
-    if any(t.is_const(name) for name in names):
-        raise t.unsupported(n, "it concatenates a constant with activations")
+    leading = _leading_constant(t, n, names)
+    if leading is not None:
+        value, axis = leading
+        rest = [t.values[name] for name in names if name in t.values]
+        x = rest[0] if len(rest) == 1 else t.add(lrp.Concat(axis), rest, n, suffix="inputs")
+        return [t.add(lrp.ConcatConstant(value, axis), [x], n)]
     values = [t.value(n, i) for i, name in enumerate(n.inputs) if name]
     axis = int(n.attr("axis"))
     shape = t.shapes[values[0]]

@@ -1,8 +1,8 @@
 """The pass after translation: :func:`build_graph` runs :func:`lrp_core.rewrite.rewrite` over the
 translated nodes, folding a constant ``Add``/``Mul``/``Sub``/``Div`` (an ``Affine``) that follows
 a Dense or Conv into its weight and bias, merging consecutive scale-and-shifts
-(:func:`fold_affine`), and making a zero ``Pad`` before a Conv or an average pooling their
-padding (:func:`absorb_pad`).
+(:func:`fold_affine`; a shift that is left is an ``AddConstant``), and making a zero ``Pad``
+before a Conv or an average pooling their padding (:func:`absorb_pad`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,17 @@ def build_graph(nodes, shapes, output: int) -> Graph:
     graph = rewrite(nodes, decide, output=output)
     if graph is None:  # the output is the input (a graph of Identity/Dropout only)
         return Graph.from_nodes([Node(lrp.Identity(), (0,), "identity")])
-    return graph
+    return graph.with_layers([_as_add_constant(layer) for layer in graph])
+
+
+def _as_add_constant(layer):
+    """A shift alone (``x + c``: a positional embedding, a bias after a concatenation) that no
+    producer took in is an ``AddConstant``, a bias inside the network, as the torch reader reads
+    it; a scale-and-shift stays an ``Affine``."""
+    if (isinstance(layer, Affine) and layer.axis is None and layer.shift is not None
+            and np.all(np.asarray(layer.scale) == 1)):
+        return lrp.AddConstant(layer.shift)
+    return layer
 
 
 def _channel_vector(c, out_shape, axis: int, channels: int):

@@ -55,6 +55,9 @@ class Translator:
         self.live = _live_nodes(self.graph)
         self.output_name = output
         self.static_batch = None
+        #: constants expanded over the batch (``Expand`` to a shape led by the batch size): held
+        #: as one sample with a leading axis of 1; only a ``Concat`` before activations reads them
+        self.batch_expanded: set[str] = set()
         self.consts.update(read_initializers(self.graph, base_dir, label))
         self._set_input(input_shape)
 
@@ -262,6 +265,7 @@ def _live_nodes(graph) -> set[int]:
 _PROBE_ELEMENTS = 1 << 16
 
 _SAME_SHAPE = (lrp.ReLU, lrp.LeakyReLU, lrp.ReLU6, lrp.ELU, lrp.Sigmoid, lrp.Tanh, lrp.GELU,
+               lrp.SiLU, lrp.Hardsigmoid, lrp.Hardswish, lrp.Mish,
                lrp.Softmax, lrp.Identity, lrp.BatchNorm, lrp.LayerNorm, Affine)
 
 
@@ -322,6 +326,35 @@ def _output_shape(layer, shapes):
         return tuple(s + lo + hi for s, (lo, hi) in zip(shape, layer.pads))
     if isinstance(layer, lrp.Add):
         return tuple(int(d) for d in np.broadcast_shapes(*shapes))
+    if isinstance(layer, lrp.ConcatConstant):
+        (shape,) = shapes
+        value = tuple(int(d) for d in layer.value.shape)
+        axis = layer.axis % (len(shape) + 1)
+        if len(value) != len(shape) or value[:axis - 1] + value[axis:] != \
+                shape[:axis - 1] + shape[axis:]:
+            raise ValueError(f"a constant of shape {value} cannot be concatenated with samples "
+                             f"of shape {shape} on axis {layer.axis}")
+        return shape[:axis - 1] + (shape[axis - 1] + value[axis - 1],) + shape[axis:]
+    if isinstance(layer, lrp.Slice):
+        (shape,) = shapes
+        axis = layer.axis % (len(shape) + 1)
+        taken = range(*slice(layer.start, layer.stop, layer.step).indices(shape[axis - 1]))
+        return shape[:axis - 1] + (len(taken),) + shape[axis:]
+    if isinstance(layer, lrp.Permute):
+        (shape,) = shapes
+        if len(layer.axes) != len(shape) + 1:
+            raise ValueError(f"{layer.describe()} does not fit a sample of shape {shape}")
+        return tuple(shape[a - 1] for a in layer.axes[1:])
+    if isinstance(layer, lrp.Mul):
+        if len({len(s) for s in shapes}) != 1:
+            raise ValueError(f"samples of shapes {shapes} differ in rank")
+        return tuple(int(d) for d in np.broadcast_shapes(*shapes))
+    if isinstance(layer, lrp.MatMul):
+        a, b = shapes
+        if len(a) != len(b) or len(a) < 2 or a[-1] != b[-2]:
+            raise ValueError(f"samples of shapes {a} and {b} do not multiply as batched "
+                             "matrices of one rank")
+        return tuple(int(d) for d in np.broadcast_shapes(a[:-2], b[:-2])) + (a[-2], b[-1])
     if isinstance(layer, lrp.Concat) and layer.axis >= 1:
         first = shapes[0]
         axis = layer.axis - 1

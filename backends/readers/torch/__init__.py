@@ -18,15 +18,30 @@ translates every node the output depends on into an lrp-core layer:
   ``F.dropout*``, ``x.mean(dim=(2, 3))`` (all spatial axes), and ``F.linear``/``F.conv*``/
   ``F.conv_transpose*``/``F.batch_norm``/``F.layer_norm`` on the module's own parameters.
 
+**With an input shape** (``from_torch(module, input_shape=(3, 224, 224))`` or an example batch;
+:mod:`.propagation` propagates the per-sample shape of every tensor on fake tensors, the batch
+kept symbolic), also: permutations (``permute``/``transpose``/``mT``/``movedim``), slicing and
+indexing, ``narrow``/``select``/``split``/``chunk``/``unbind``, ``torch.stack``, ``view``/
+``reshape`` with computed sizes, ``squeeze``/``unsqueeze``, products of two activations
+(``a * b``, ``a @ b``, ``bmm``, two-operand ``einsum``), softmax inside the network, constants
+(``x + c``, ``x * c``, a class token concatenated), Hardswish/Hardsigmoid/Mish, torchvision's
+stochastic depth, ``nn.MultiheadAttention`` and torchvision's Swin window attention
+(:mod:`.routing`, :mod:`.arithmetic`, :mod:`.attention`, :mod:`.swin`). Calls on parameters
+alone are computed once, as constants. Without an input shape, a call that needs shapes raises
+:class:`lrp_core.InputShapeNeededError` (``lrp.LRP(model)`` then reads the model at its first
+call, per input shape).
+
 The modules of this package, one concern each:
 
 * :mod:`.tracing`: the wrapper, the fx tracer, :class:`UntraceableModelError`, hook warnings;
-* :mod:`.walk`: the walk over the fx graph that builds the lrp-core graph;
+* :mod:`.propagation`: the per-sample shapes, propagated on fake tensors;
+* :mod:`.walk`: the walk over the fx graph that builds the lrp-core graph (and folds constants);
 * :mod:`.locations`: errors that name the fx node and the user's source line;
 * :mod:`.values`: the values of the translation environment and how a translation fails;
 * :mod:`.modules`: translations of leaf modules;
 * :mod:`.functions`: the tables of functional calls and tensor methods, translated by family in
-  :mod:`.activations`, :mod:`.shapes`, :mod:`.arithmetic`, :mod:`.pooling`, :mod:`.weighted`.
+  :mod:`.activations`, :mod:`.shapes`, :mod:`.routing`, :mod:`.arithmetic`, :mod:`.pooling`,
+  :mod:`.weighted`, :mod:`.attention`, :mod:`.swin`.
 
 Semantics:
 
@@ -62,18 +77,28 @@ import torch.nn as nn
 
 import lrp_core as lrp
 
+from .propagation import per_sample_shape, propagate_shapes
 from .tracing import UntraceableModelError, trace, warn_about_hooks
 from .walk import GraphWalk
 
 __all__ = ["from_torch", "UntraceableModelError"]
 
 
-def from_torch(module: nn.Module, *, leaf_modules: dict | None = None) -> lrp.Graph:
+def from_torch(module: nn.Module, *, leaf_modules: dict | None = None,
+               input_shape=None) -> lrp.Graph:
     """The lrp-core graph of ``module`` (traced with torch.fx; the module is not modified).
 
     ``leaf_modules``: ``{ModuleType: translate}`` for modules to treat as one unit instead of
     tracing through them (parts fx cannot trace, or layers without a built-in translation);
     ``translate(module)`` returns an lrp-core layer or graph.
+
+    ``input_shape``: the per-sample input shape (``(3, 224, 224)``, the batch axis left out) or
+    an example input tensor (batch first; only its shape, dtype and device are read). With it,
+    the reader knows the shape of every tensor (propagated on fake tensors, nothing computed)
+    and reads permutations, slicing, views with computed sizes and attention; the graph then
+    declares that per-sample input shape. Without it, the model is read with ranks only, and a
+    call that needs shapes raises :class:`lrp_core.InputShapeNeededError` (``lrp.LRP(model)``
+    catches it and reads the model at its first call, once per input shape).
 
     Raises :class:`UntraceableModelError` when fx cannot trace the model and
     :class:`lrp_core.UnsupportedOperatorError` for a call with no translation.
@@ -87,4 +112,8 @@ def from_torch(module: nn.Module, *, leaf_modules: dict | None = None) -> lrp.Gr
                             f"layer, got {kind!r}: {translate!r}")
     warn_about_hooks(module)
     graph, wrapper = trace(module, tuple(custom))
-    return GraphWalk(graph, wrapper, custom).read()
+    if input_shape is None:
+        return GraphWalk(graph, wrapper, custom).read()
+    shapes = propagate_shapes(graph, wrapper, input_shape)
+    read = GraphWalk(graph, wrapper, custom, shapes).read()
+    return read.with_input_shape(per_sample_shape(input_shape))

@@ -14,9 +14,9 @@ import lrp_core as lrp
 
 from .values import Op, as_tensor, fail
 
-__all__ = ["hardtanh_layer", "softmax_layer", "unary", "no_options", "leaky_relu_options",
-           "elu_options", "gelu_options", "hardtanh_options", "softmax", "dropout", "RELU",
-           "RELU_"]
+__all__ = ["hardtanh_layer", "softmax_layer", "unary", "no_options", "inplace_options",
+           "leaky_relu_options", "elu_options", "gelu_options", "hardtanh_options", "softmax",
+           "dropout", "RELU", "RELU_"]
 
 
 def hardtanh_layer(min_val, max_val):
@@ -53,6 +53,13 @@ def no_options(layer_cls):
     """The options of an activation without parameters."""
     def options(inplace=False):
         return layer_cls(), inplace
+    return options
+
+
+def inplace_options(make_layer):
+    """The options of an activation whose only option is ``inplace`` (the layer made lazily)."""
+    def options(inplace=False):
+        return make_layer(), inplace
     return options
 
 

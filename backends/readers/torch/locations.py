@@ -27,7 +27,11 @@ _OPERATOR_NAMES = {operator.add: "operator.add (+)", operator.iadd: "operator.ia
                    operator.sub: "operator.sub (-)", operator.mul: "operator.mul (*)",
                    operator.truediv: "operator.truediv (/)",
                    operator.matmul: "operator.matmul (@)",
-                   operator.getitem: "operator.getitem ([])", getattr: "getattr"}
+                   operator.getitem: "operator.getitem ([])", getattr: "getattr",
+                   operator.pow: "operator.pow (**)", operator.floordiv: "operator.floordiv (//)",
+                   operator.mod: "operator.mod (%)", operator.neg: "operator.neg (-x)",
+                   operator.isub: "operator.isub (-=)", operator.imul: "operator.imul (*=)",
+                   operator.itruediv: "operator.itruediv (/=)"}
 
 
 def qualname(fn) -> str:
@@ -59,8 +63,10 @@ def location(node: fx.Node) -> str:
     return "at an unknown place (no stack trace recorded)"
 
 
-def node_error(node: fx.Node, modules: dict, reason: str) -> UnsupportedOperatorError:
-    """The error for a node that cannot be translated (``modules``: the wrapper's, by name)."""
+def node_error(node: fx.Node, modules: dict, reason: str,
+               kind: type = UnsupportedOperatorError) -> UnsupportedOperatorError:
+    """The error for a node that cannot be translated (``modules``: the wrapper's, by name;
+    ``kind``: the error class, :class:`lrp_core.InputShapeNeededError` where shapes would do)."""
     if node.op == "call_module":
         module = modules.get(node.target)
         what = f"call_module '{relative_name(node.target)}' ({type(module).__name__})"
@@ -70,5 +76,5 @@ def node_error(node: fx.Node, modules: dict, reason: str) -> UnsupportedOperator
         what = f"call_method Tensor.{node.target}"
     else:
         what = f"{node.op} {node.target}"
-    return UnsupportedOperatorError(
+    return kind(
         f"cannot translate fx node '{node.name}' ({what}), called at {location(node)}: {reason}")

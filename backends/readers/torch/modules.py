@@ -16,6 +16,7 @@ import torch.nn as nn
 import lrp_core as lrp
 
 from .activations import hardtanh_layer, softmax_layer
+from .arithmetic import core_layer
 from .pooling import adaptive_avg_pool_layer, adaptive_max_pool_layer, no_indices, spatial_input
 from .shapes import flatten_layer, unflatten_layer
 from .values import Tensor, fail, param
@@ -112,4 +113,10 @@ def _activation_module(m):
         return lrp.Tanh()
     if isinstance(m, nn.Sigmoid):
         return lrp.Sigmoid()
+    if isinstance(m, nn.Hardswish):
+        return core_layer("Hardswish")()
+    if isinstance(m, nn.Hardsigmoid):
+        return core_layer("Hardsigmoid")()
+    if isinstance(m, nn.Mish):
+        return core_layer("Mish")()
     return None

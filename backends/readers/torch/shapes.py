@@ -9,12 +9,27 @@ that needs the input's rank is refused where the rank is unknown (:func:`~.value
 
 from __future__ import annotations
 
+import torch
+
 import lrp_core as lrp
 
-from .values import Dim, Op, Size, Tensor, as_tensor, describe, fail, ints, known_rank
+from .routing import BatchMoved, getitem, matrix_transpose
+from .values import (
+    Dim,
+    Op,
+    ShapeNeeded,
+    Size,
+    Tensor,
+    as_tensor,
+    describe,
+    fail,
+    ints,
+    known_rank,
+    known_shape,
+)
 
 __all__ = ["flatten_layer", "flatten", "unflatten_layer", "reshape", "view", "contiguous",
-           "size", "tensor_getattr", "tensor_getitem", "dim"]
+           "size", "numel", "squeeze", "unsqueeze", "tensor_getattr", "tensor_getitem", "dim"]
 
 
 def _normalize_dim(dim: int, rank: int | None, what: str) -> int:
@@ -72,13 +87,17 @@ def reshape(x, shape) -> Op:
     if isinstance(shape, Size):
         if shape.of is x:
             return Op(None, (x,), x.rank)
-        fail("reshaping to the size of another tensor is not supported")
+        if shape.of.shape is None:
+            fail("reshaping to the size of another tensor is not supported")
+        shape = (Dim(shape.of, 0),) + tuple(shape.of.shape)
     shape = list(shape)
     if not shape:
         fail("reshaping to a scalar is not supported")
     for entry in shape:
         if not isinstance(entry, (int, Dim)):
             fail(f"the shape must hold ints and sizes of tensors, got {describe(entry)}")
+    if x.shape is not None:
+        return _reshape_known(x, shape)
     first, rest = shape[0], shape[1:]
     if isinstance(first, Dim) and first.is_batch:
         kept = 0  # leading axes kept as they are: x.view(x.size(0), x.size(1), -1)
@@ -99,6 +118,80 @@ def reshape(x, shape) -> Op:
         fail(f"the reshape fixes the batch size to {first}; write x.view(x.size(0), ...) or "
              "x.flatten(1) so that any batch size works")
     fail("the first entry of the shape must be the batch size x.size(0) / x.shape[0]")
+
+
+def _reshape_known(x: Tensor, shape: list) -> Op:
+    """``x.view(shape)`` where the per-sample shape of ``x`` is known: the batch entry is
+    ``x.size(0)`` (or ``-1`` with every other entry constant), the others any sizes, one may be
+    ``-1``; a per-sample ``Reshape`` to the resolved target."""
+    first, rest = shape[0], list(shape[1:])
+    if isinstance(first, Dim) and first.is_batch:
+        pass
+    elif first == -1 and all(isinstance(t, int) and t != -1 for t in rest):
+        pass
+    elif isinstance(first, int):
+        fail(f"the reshape fixes the batch size to {first}; write x.view(x.size(0), ...) or "
+             "x.flatten(1) so that any batch size works")
+    else:
+        fail("the first entry of the shape must be the batch size x.size(0) / x.shape[0]")
+    for t in rest:
+        if isinstance(t, Dim):
+            fail("the batch size appears twice in the shape; the batch axis must stay alone")
+    count = 1
+    for s in x.shape:
+        count *= s
+    if rest.count(-1) > 1:
+        fail("more than one -1 in the shape")
+    if -1 in rest:
+        known = 1
+        for t in rest:
+            if t != -1:
+                known *= t
+        if known == 0 or count % known:
+            fail(f"cannot reshape a sample of shape {x.shape} to {tuple(rest)}")
+        rest[rest.index(-1)] = count // known
+    target = tuple(rest)
+    total = 1
+    for t in target:
+        total *= t
+    if total != count or any(t < 0 for t in target):
+        fail(f"cannot reshape a sample of shape {x.shape} to {target}")
+    if target == x.shape:
+        return Op(None, (x,), x.rank)
+    return Op(lrp.Reshape(target, input_shape=x.shape), (x,), len(target) + 1, shape=target)
+
+
+def squeeze(input, dim=None) -> Op:
+    """``x.squeeze(dim)`` / ``torch.squeeze``: drops size-1 axes (never the batch axis)."""
+    x = as_tensor(input)
+    shape = known_shape(x, "squeeze")
+    rank = len(shape) + 1
+    if dim is None:
+        dims = [a for a in range(1, rank) if shape[a - 1] == 1]
+    else:
+        dims = [dim] if isinstance(dim, int) else list(ints(tuple(dim), "dim"))
+        dims = [d % rank if -rank <= d < rank else fail(f"dim {d} out of range") for d in dims]
+        if 0 in dims:
+            fail("squeezing the batch axis is not supported")
+        dims = [a for a in dims if shape[a - 1] == 1]
+    target = tuple(s for a, s in enumerate(shape, start=1) if a not in dims)
+    return _reshape_known(x, [Dim(x, 0), *target])
+
+
+def unsqueeze(input, dim) -> Op:
+    """``x.unsqueeze(dim)`` / ``torch.unsqueeze``: a new size-1 axis (not before the batch)."""
+    x = as_tensor(input)
+    shape = known_shape(x, "unsqueeze")
+    rank = len(shape) + 2
+    dim = ints(dim, "dim")
+    if not -rank <= dim < rank:
+        fail(f"unsqueeze({dim}) is out of range for a rank-{rank - 1} tensor")
+    dim %= rank
+    if dim == 0:
+        fail("a new axis before the batch axis is not supported")
+    target = list(shape)
+    target.insert(dim - 1, 1)
+    return _reshape_known(x, [Dim(x, 0), *target])
 
 
 def _keep_leading_axes(x: Tensor, count: int) -> Op:
@@ -132,12 +225,28 @@ def contiguous(self, memory_format=None) -> Op:
     return Op(None, (x,), x.rank)
 
 
+def _dim(x: Tensor, index: int):
+    """``x.size(index)``: the batch (a :class:`Dim`) or, where the shape is known, an int."""
+    if x.shape is not None:
+        rank = len(x.shape) + 1
+        if not -rank <= index < rank:
+            fail(f"size({index}) of a rank-{rank} tensor")
+        index %= rank
+        return Dim(x, 0) if index == 0 else x.shape[index - 1]
+    return Dim(x, index)
+
+
 def size(x, dim=None):
     """``x.size()`` / ``x.size(i)``."""
     x = as_tensor(x)
     if dim is None:
         return Size(x)
-    return Dim(x, ints(dim, "dim"))
+    return _dim(x, ints(dim, "dim"))
+
+
+def numel(x):
+    """``x.numel()`` is batch-dependent: refused."""
+    fail("x.numel() depends on the batch size; not supported")
 
 
 def tensor_getattr(obj, name):
@@ -147,7 +256,11 @@ def tensor_getattr(obj, name):
             return Size(obj)
         if name == "ndim" and obj.rank is not None:
             return obj.rank
+        if name == "mT":
+            return matrix_transpose(obj)
         fail(f"tensor attribute {name!r} is not supported")
+    if isinstance(obj, torch.Tensor) and name in ("shape", "ndim", "dtype", "device"):
+        return getattr(obj, name)  # of a constant (a parameter or a buffer)
     fail(f"getattr({describe(obj)}, {name!r}) is not supported")
 
 
@@ -155,12 +268,18 @@ def tensor_getitem(obj, index):
     """``obj[index]``: an entry of a size or a constant sequence (tensors cannot be indexed)."""
     if isinstance(obj, Size):
         if isinstance(index, int):
-            return Dim(obj.of, index)
+            return _dim(obj.of, index)
+        if isinstance(index, slice):
+            if obj.of.shape is None:
+                raise ShapeNeeded(f"x.shape[{index.start}:{index.stop}] needs the sizes, known "
+                                  "only when the model is read for an input shape")
+            full = (Dim(obj.of, 0),) + tuple(obj.of.shape)
+            return full[index]
         fail(f"indexing a tensor size with {index!r} is not supported")
     if isinstance(obj, (tuple, list)):
         return obj[index]
-    if isinstance(obj, Tensor):
-        fail("indexing or slicing a tensor is not supported")
+    if isinstance(obj, (Tensor, BatchMoved)):
+        return getitem(obj, index)
     fail(f"indexing {describe(obj)} is not supported")
 
 

@@ -26,16 +26,19 @@ import torch.nn as nn
 
 from lrp_core.errors import UnsupportedOperatorError
 
-__all__ = ["Tensor", "Size", "Dim", "Failed", "Unsupported", "Propagated", "fail", "Op",
-           "as_tensor", "describe", "ints", "known_rank", "param"]
+__all__ = ["Tensor", "Size", "Dim", "Failed", "Unsupported", "ShapeNeeded", "Propagated", "fail",
+           "Op", "as_tensor", "describe", "ints", "known_rank", "known_shape", "param",
+           "normalize_axis"]
 
 
 @dataclass(eq=False)
 class Tensor:
-    """A tensor of the lrp graph: its symbol and its rank (``None`` when unknown)."""
+    """A tensor of the lrp graph: its symbol, its rank (``None`` when unknown) and, when the
+    model is read for an input shape, its per-sample shape (the batch axis left out)."""
 
     symbol: object
     rank: int | None = None
+    shape: tuple | None = None
 
 
 @dataclass(eq=False)
@@ -68,6 +71,11 @@ class Unsupported(Exception):
     """Raised by a translation; turned into an UnsupportedOperatorError naming the node."""
 
 
+class ShapeNeeded(Unsupported):
+    """Raised by a translation that needs the per-sample shapes (the model was read without an
+    input shape); the walk turns it into an :class:`lrp_core.InputShapeNeededError`."""
+
+
 class Propagated(Exception):
     """A node consumed an untranslatable value: it fails with that value's error."""
 
@@ -84,12 +92,19 @@ def fail(reason: str) -> NoReturn:
 @dataclass
 class Op:
     """A translation's result: ``layer`` (``None``: the identity) applied to ``inputs``, with
-    the output's rank (``None`` when unknown) and whether it writes into its first input."""
+    the output's rank (``None`` when unknown) and whether it writes into its first input.
+
+    An input may itself be an :class:`Op` (a translation into several layers, such as a slice
+    followed by a reshape); ``name`` then tells the inner layers apart (``node.name`` +
+    ``"." + name``), and ``shape`` is the output's per-sample shape where the translation
+    knows it."""
 
     layer: object
     inputs: tuple
     rank: int | None = None
     inplace: bool = False
+    name: str | None = None
+    shape: tuple | None = None
 
 
 def as_tensor(value, what: str = "input") -> Tensor:
@@ -124,9 +139,26 @@ def ints(value, name: str) -> tuple[int, ...] | int:
 def known_rank(x: Tensor, what: str) -> int:
     """The rank of ``x``; refuses ``what`` (a call whose meaning depends on it) when unknown."""
     if x.rank is None:
-        fail(f"{what} depends on the input's rank, which is not known here (the reader learns "
-             "it from a layer that fixes it, such as a convolution, a pooling or a flatten)")
+        raise ShapeNeeded(f"{what} depends on the input's rank, which is not known here (the "
+                          "reader learns it from a layer that fixes it, such as a convolution, "
+                          "a pooling or a flatten, or from the input shape)")
     return x.rank
+
+
+def known_shape(x: Tensor, what: str) -> tuple:
+    """The per-sample shape of ``x``; refuses ``what`` when the model is read without shapes."""
+    if x.shape is None:
+        raise ShapeNeeded(f"{what} needs the per-sample shape of its input, which is known only "
+                          "when the model is read for an input shape")
+    return x.shape
+
+
+def normalize_axis(axis, rank: int, what: str) -> int:
+    """``axis`` (possibly negative) of a rank-``rank`` tensor, in ``0..rank-1``."""
+    axis = ints(axis, what)
+    if not -rank <= axis < rank:
+        fail(f"{what}={axis} is out of range for a rank-{rank} tensor")
+    return axis % rank
 
 
 def param(value):

@@ -14,15 +14,28 @@ import operator
 
 import torch
 import torch.fx as fx
+import torch.nn as nn
 
 import lrp_core as lrp
-from lrp_core.errors import LRPError, UnsupportedOperatorError
+from lrp_core.errors import InputShapeNeededError, LRPError, UnsupportedOperatorError
 
-from .functions import FUNCTIONS, METHODS
+from .attention import multihead_attention
+from .functions import FUNCTIONS, METHODS, function_by_name
 from .locations import node_error, qualname
 from .modules import module_layer
+from .propagation import inference_view
 from .tracing import Wrapper, relative_name
-from .values import Failed, Op, Propagated, Tensor, Unsupported, as_tensor, describe, fail
+from .values import (
+    Failed,
+    Op,
+    Propagated,
+    ShapeNeeded,
+    Tensor,
+    Unsupported,
+    as_tensor,
+    describe,
+    fail,
+)
 
 __all__ = ["GraphWalk"]
 
@@ -31,8 +44,9 @@ class GraphWalk:
     """Translates the fx graph of a traced :class:`~.tracing.Wrapper` into an lrp-core graph;
     ``custom`` maps leaf module types to the caller's translations."""
 
-    def __init__(self, graph: fx.Graph, wrapper: Wrapper, custom: dict):
+    def __init__(self, graph: fx.Graph, wrapper: Wrapper, custom: dict, shapes: dict | None = None):
         self.graph = graph
+        self.shapes = shapes  # fx node -> per-sample shape (None: read without an input shape)
         self.wrapper = wrapper
         self.custom = custom
         self.modules = dict(wrapper.named_modules())
@@ -53,10 +67,22 @@ class GraphWalk:
             try:
                 value, mutated = self._translate(node)
             except Unsupported as problem:
-                error = node_error(node, self.modules, str(problem))
+                kind = InputShapeNeededError \
+                    if isinstance(problem, ShapeNeeded) and self.shapes is None \
+                    else UnsupportedOperatorError
+                reason = str(problem)
+                if kind is InputShapeNeededError:
+                    reason += ("; read the model for an input shape: lrp.from_torch(model, "
+                               "input_shape=...), or lrp.LRP(model), which reads it at its "
+                               "first call")
+                error = node_error(node, self.modules, reason, kind)
                 value, mutated = Failed(error), self._mutated_input(node)
             except Propagated as failure:
                 value, mutated = Failed(failure.error), self._mutated_input(node)
+            if isinstance(value, Tensor) and self.shapes is not None \
+                    and self.shapes.get(node) is not None:
+                value.shape = self.shapes[node]
+                value.rank = len(value.shape) + 1
             self._bind(node, value)
             if mutated is not None:
                 self._rebind(mutated, value)
@@ -137,11 +163,16 @@ class GraphWalk:
         """``(value, mutated_node_or_None)`` for one fx node."""
         if node.op == "placeholder":  # the wrapper's forward(x): exactly one
             self.input = Tensor(lrp.Input(), None)
+            if self.shapes is not None and self.shapes.get(node) is not None:
+                self.input.shape = self.shapes[node]
+                self.input.rank = len(self.input.shape) + 1
             return self.input, None
         if node.op == "get_attr":
             return self._get_attr(node.target), None
         args = self._value(node.args)
         kwargs = self._value(node.kwargs)
+        if _is_constant_call(node, args, kwargs):
+            return _fold(node, args, kwargs, self.modules), None
         if node.op == "call_module":
             return self._call_module(node, args, kwargs)
         if node.op == "call_function":
@@ -170,6 +201,10 @@ class GraphWalk:
         if not args:
             fail("the module is called without a tensor argument")
         x = as_tensor(args[0])
+        if isinstance(module, nn.MultiheadAttention) \
+                and not any(isinstance(module, kind) for kind in self.custom):
+            result = multihead_attention(module, *args, **kwargs)
+            return self._materialize_result(result, name), None
         if len(args) > 1 or kwargs:
             fail(f"{type(module).__name__} is called with extra arguments ({len(args) - 1} "
                  f"positional, {sorted(kwargs)}); only module(x) is supported")
@@ -189,7 +224,7 @@ class GraphWalk:
         return self._add(layer, (x,), name, rank), (node.args[0] if inplace else None)
 
     def _call_function(self, node, args, kwargs):
-        translate = FUNCTIONS.get(node.target)
+        translate = FUNCTIONS.get(node.target) or function_by_name(node.target)
         if translate is None:
             fail(f"{qualname(node.target)} has no translation")
         return self._apply(node, translate, args, kwargs)
@@ -207,13 +242,93 @@ class GraphWalk:
             if isinstance(error, LRPError):
                 raise
             fail(f"unexpected arguments: {error}")
+        mutated = None
+        if isinstance(result, Op) and result.inplace and isinstance(node.args[0], fx.Node):
+            mutated = node.args[0]
+        return self._materialize_result(result, node.name), mutated
+
+    def _materialize_result(self, result, name: str):
+        """A translation's result as a value: its :class:`Op` (also inside a tuple or list, as
+        ``split`` returns them) added to the graph."""
         if isinstance(result, Op):
-            inputs = [as_tensor(t) for t in result.inputs]
-            if result.layer is None:
-                value = inputs[0]
-            else:
-                value = self._add(result.layer, inputs, node.name, result.rank)
-            mutated = node.args[0] if result.inplace and isinstance(node.args[0], fx.Node) \
-                else None
-            return value, mutated
-        return result, None
+            return self._materialize(result, name, name)
+        if isinstance(result, (tuple, list)) and any(isinstance(r, Op) for r in result):
+            several = sum(isinstance(r, Op) for r in result) > 1
+            done: dict = {}
+            return type(result)(
+                self._materialize(r, f"{name}.{i}" if several else name, name, done)
+                if isinstance(r, Op) else r for i, r in enumerate(result))
+        return result
+
+    def _materialize(self, op: Op, name: str, base: str, done: dict | None = None) -> Tensor:
+        """The tensor of ``op`` (named ``name``), its inner operations added first (named
+        ``base.inner``: ``self_attention.q_proj``), each once however many read it (``done``:
+        ``id(op)`` -> its tensor)."""
+        done = {} if done is None else done
+        if id(op) in done:
+            return done[id(op)]
+        inputs = [self._materialize(t, f"{base}.{t.name or f'part{i}'}", base, done)
+                  if isinstance(t, Op) else as_tensor(t) for i, t in enumerate(op.inputs)]
+        if op.layer is None:
+            value = inputs[0]
+        else:
+            value = self._add(op.layer, inputs, name, op.rank)
+        if op.shape is not None:
+            value.shape = tuple(op.shape)
+            value.rank = len(value.shape) + 1
+        done[id(op)] = value
+        return value
+
+
+# -- constant folding: calls on parameters and buffers only ----------------------------------------
+_INPLACE_OPERATORS = {operator.iadd, operator.isub, operator.imul, operator.itruediv,
+                      operator.ifloordiv, operator.imod, operator.ipow, operator.setitem}
+
+
+def _leaves(value):
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _leaves(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _leaves(v)
+    elif isinstance(value, slice):
+        yield from _leaves((value.start, value.stop, value.step))
+    else:
+        yield value
+
+
+def _is_constant_call(node: fx.Node, args, kwargs) -> bool:
+    """Whether ``node`` computes a constant from parameters, buffers and numbers only (a
+    relative position bias gathered from its table), without writing into any of them."""
+    leaves = list(_leaves((args, kwargs)))
+    if not any(isinstance(v, torch.Tensor) for v in leaves):
+        return False
+    if not all(isinstance(v, (torch.Tensor, int, float, bool, str, type(None), type(Ellipsis),
+                              torch.dtype, torch.device, torch.Size)) for v in leaves):
+        return False
+    if kwargs.get("inplace") is True or kwargs.get("out") is not None:
+        return False
+    target = node.target
+    if node.op == "call_module":
+        return True  # run on an inference view of the module: nothing of it is written
+    if node.op == "call_method":
+        return not (target.endswith("_") and not target.startswith("_"))
+    if target in _INPLACE_OPERATORS:
+        return False
+    name = getattr(target, "__name__", "")
+    return not (name.endswith("_") and not name.startswith("_"))
+
+
+def _fold(node: fx.Node, args, kwargs, modules: dict):
+    """The constant ``node`` computes (never an alias that is written: the call is pure; a
+    module runs as an inference view, its hooks skipped: Swin V2's position-bias MLP)."""
+    try:
+        with torch.no_grad():
+            if node.op == "call_module":
+                return inference_view(modules[node.target]).forward(*args, **kwargs)
+            if node.op == "call_method":
+                return getattr(args[0], node.target)(*args[1:], **kwargs)
+            return node.target(*args, **kwargs)
+    except Exception as error:
+        fail(f"computing a constant failed: {type(error).__name__}: {error}")
