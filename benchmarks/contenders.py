@@ -89,7 +89,18 @@ def prepare_forward(spec, model, x, preset):
 def _lrp_core(backend: str):
     def prepare_lrp_core(spec, model, x, preset):
         analyzer = lrp.LRP(model, PRESETS[preset]())
-        data = x.detach().cpu().numpy() if backend == "numpy" else x
+        if backend == "numpy":
+            data = x.detach().cpu().numpy()
+        elif backend == "cupy":
+            try:
+                import cupy
+            except ImportError as error:
+                raise Unsupported(f"cupy is not installed ({error})") from None
+            if x.device.type != "cuda":
+                raise Unsupported("the CuPy contender runs with --device cuda")
+            data = cupy.from_dlpack(x.detach())  # the same GPU memory, no copy
+        else:
+            data = x
         if isinstance(model, str):  # an ONNX file: no torch targets
             selection = None
         else:
@@ -186,6 +197,7 @@ CONTENDERS = {
     "gradient": prepare_gradient,
     "lrp-core/torch": _lrp_core("torch"),
     "lrp-core/numpy": _lrp_core("numpy"),
+    "lrp-core/cupy": _lrp_core("cupy"),
     "zennit": prepare_zennit,
     "captum": prepare_captum,
 }

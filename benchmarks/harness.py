@@ -48,23 +48,41 @@ def _versions() -> dict:
     return versions
 
 
+def _synchronizer(device: str):
+    """What waits for the device's queued work: nothing on the CPU; torch's and CuPy's
+    synchronisation on CUDA."""
+    if device == "cpu":
+        return lambda: None
+    import torch
+
+    def sync():
+        torch.cuda.synchronize()
+        cupy = sys.modules.get("cupy")
+        if cupy is not None:
+            cupy.cuda.Device().synchronize()
+
+    return sync
+
+
 def run(models, batches, presets, contenders, *, rounds: int, threads: int, dtype: str,
-        memory: bool, log=print) -> dict:
+        memory: bool, device: str = "cpu", log=print) -> dict:
     """Time everything; the record (machine, versions, settings and one entry per case)."""
     import torch
 
     torch.set_num_threads(threads)
     torch_dtype = getattr(torch, dtype)
+    sync = _synchronizer(device)
     cases = []
     for model_name in models:
         spec = MODELS[model_name]
         model = build(spec, torch_dtype)
         if not isinstance(model, str):
+            model = model.to(device)
             for p in model.parameters():
                 p.requires_grad_(False)  # the gradient is with respect to the input only
         for batch in batches:
             x = torch.rand((batch, *spec.input_shape), dtype=torch_dtype,
-                           generator=torch.Generator().manual_seed(1))
+                           generator=torch.Generator().manual_seed(1)).to(device)
             for preset in presets:
                 prepared, skipped = [], {}
                 for name in contenders:
@@ -79,19 +97,21 @@ def run(models, batches, presets, contenders, *, rounds: int, threads: int, dtyp
                 for contender in list(prepared):  # the warm-up call
                     try:
                         contender.call()
+                        sync()
                     except Exception as error:
                         skipped[contender.name] = f"failed: {type(error).__name__}: {error}"
                         prepared.remove(contender)
                         contender.close()
                 try:
-                    times = interleaved(prepared, rounds, warmup=0) if prepared else {}
+                    times = (interleaved(prepared, rounds, warmup=0, sync=sync) if prepared
+                             else {})
                 finally:
                     for contender in prepared:
                         contender.close()
                 for name, samples in times.items():
                     case = {"model": model_name, "batch": batch, "preset": preset,
                             "contender": name, "times": samples, **summary(samples)}
-                    if memory:
+                    if memory and device == "cpu":
                         case["memory"] = _memory(model_name, preset, batch, name, threads,
                                                  dtype)
                     cases.append(case)
@@ -102,12 +122,22 @@ def run(models, batches, presets, contenders, *, rounds: int, threads: int, dtyp
                                   "contender": name, "skipped": reason})
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                        "cpu_count": os.cpu_count(), "torch_threads": threads},
+                        "cpu_count": os.cpu_count(), "torch_threads": threads,
+                        "device": _device_name(device)},
             "versions": _versions(),
-            "settings": {"rounds": rounds, "dtype": dtype, "models": list(models),
+            "settings": {"rounds": rounds, "dtype": dtype, "device": device,
+                         "models": list(models),
                          "batches": list(batches), "presets": list(presets),
                          "contenders": list(contenders), "memory": memory},
             "cases": cases}
+
+
+def _device_name(device: str) -> str:
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    return f"{device}: {torch.cuda.get_device_name(torch.device(device))}"
 
 
 def _memory(model, preset, batch, contender, threads, dtype):
@@ -131,7 +161,11 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--memory", action="store_true",
-                        help="also measure peak memory (one subprocess per contender and case)")
+                        help="also measure peak memory (one subprocess per contender and case; "
+                             "CPU only)")
+    parser.add_argument("--device", default="cpu",
+                        help="torch device of the models and inputs: cpu (default) or cuda[:i]; "
+                             "the lrp-core/cupy contender needs cuda")
     parser.add_argument("--quick", action="store_true",
                         help="LeNet-5 and the ONNX MNIST model, batches 1 and 16, 3 rounds: the "
                              "regression guard CI prints (never fails on)")
@@ -141,8 +175,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.models, args.batches, args.rounds = ["lenet5", "mnist-8"], [1, 16], 3
+    if args.device == "cpu" and "lrp-core/cupy" in args.contenders:
+        args.contenders.remove("lrp-core/cupy")
     record = run(args.models, args.batches, args.presets, args.contenders, rounds=args.rounds,
-                 threads=args.threads, dtype=args.dtype, memory=args.memory)
+                 threads=args.threads, dtype=args.dtype, memory=args.memory, device=args.device)
     tag = args.tag or ("quick" if args.quick else
                        datetime.datetime.now().strftime("run-%Y%m%d-%H%M"))
     os.makedirs(args.out, exist_ok=True)

@@ -20,7 +20,8 @@ def markdown(record) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in record["versions"].items() if v)
     machine = record["machine"]
     lines = [f"Measured {record['date']} on {machine['platform']} ({machine['cpu_count']} CPUs, "
-             f"{machine['torch_threads']} torch threads), {record['settings']['dtype']}, "
+             f"{machine['torch_threads']} torch threads, device {machine.get('device', 'cpu')}), "
+             f"{record['settings']['dtype']}, "
              f"{record['settings']['rounds']} interleaved rounds, median; {versions}.", ""]
     memory = record["settings"].get("memory")
     header = "| model | batch | preset | contender | median s | s / image | x gradient | " \

@@ -10,11 +10,14 @@ import time
 __all__ = ["interleaved", "summary"]
 
 
-def interleaved(contenders, rounds: int, warmup: int = 1) -> dict[str, list[float]]:
-    """``{name: [seconds per round]}``: ``warmup`` untimed calls each, then ``rounds`` rounds."""
+def interleaved(contenders, rounds: int, warmup: int = 1,
+                sync=lambda: None) -> dict[str, list[float]]:
+    """``{name: [seconds per round]}``: ``warmup`` untimed calls each, then ``rounds`` rounds.
+    ``sync()`` waits for queued device work (CUDA) before a timer stops."""
     for contender in contenders:
         for _ in range(warmup):
             contender.call()
+    sync()
     times = {c.name: [] for c in contenders}
     for r in range(rounds):
         order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
@@ -22,6 +25,7 @@ def interleaved(contenders, rounds: int, warmup: int = 1) -> dict[str, list[floa
             gc.collect()
             start = time.perf_counter()
             contender.call()
+            sync()
             times[contender.name].append(time.perf_counter() - start)
     return times
 

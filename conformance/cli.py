@@ -28,7 +28,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
         "conformance", help="check an LRP implementation against the properties LRP must have",
         description="Run the property-based conformance suite (hypothesis) on an LRP "
                     "implementation: a built-in (lrp_core-numpy, lrp_core-torch, "
-                    "lrp_core-array-api-strict, lrp_core-cupy, zennit, zennit-defaults, captum) "
+                    "lrp_core-torch-cuda, lrp_core-array-api-strict, lrp_core-cupy, zennit, "
+                    "zennit-defaults, captum) "
                     "or yours as "
                     "module:Class. Exit status: 0 all applicable properties hold, 1 one fails, "
                     "2 usage error.")

@@ -2,10 +2,12 @@
 
 Built in (:data:`BUILTIN_IMPLEMENTATIONS`, name -> factory):
 
-- ``lrp_core-numpy``, ``lrp_core-torch``, ``lrp_core-array-api-strict``, ``lrp_core-cupy``:
-  this library, ``lrp.LRP(model, lrp.preset(name))`` run on the input as a float64 NumPy array,
-  the torch tensor itself, an array-api-strict array or a CuPy array (all six presets);
-- ``zennit``: Zennit's own composites and attributor (:class:`Zennit`, all six presets);
+- ``lrp_core-numpy``, ``lrp_core-torch``, ``lrp_core-torch-cuda``,
+  ``lrp_core-array-api-strict``, ``lrp_core-cupy``: this library,
+  ``lrp.LRP(model, lrp.preset(name))`` run on the input as a float64 NumPy array, the torch
+  tensor itself, a float64 tensor on CUDA (with a CUDA copy of the model), an array-api-strict
+  array or a CuPy array (all presets);
+- ``zennit``: Zennit's own composites and attributor (:class:`Zennit`, all presets);
 - ``captum``: Captum's ``LRP`` (:class:`Captum`, ``zero`` only: see its docstring why).
 
 An implementation that cannot explain a given model faithfully raises :class:`UnsupportedModel`
@@ -138,6 +140,36 @@ class LrpCoreTorch(_LrpCore):
 
     def _convert(self, x):
         return x
+
+    def _to_numpy(self, relevance):
+        return relevance.detach().cpu().numpy()
+
+
+class LrpCoreTorchCuda(_LrpCore):
+    """lrp-core on CUDA: a private copy of the model moved to the current CUDA device and the
+    input moved there as a float64 tensor (the model itself is never moved); presets as in
+    :class:`_LrpCore`. Available only where torch finds a CUDA device."""
+
+    name = "lrp_core-torch-cuda"
+
+    def __init__(self):
+        try:
+            import torch
+        except ImportError as error:
+            raise ImplementationUnavailable(f"{self.name} needs torch: {error}") from error
+        if not torch.cuda.is_available():
+            raise ImplementationUnavailable(f"{self.name} needs a CUDA device: torch finds none")
+        self._torch = torch
+        super().__init__()
+
+    def explain(self, model, x, preset: str, targets: list[int]) -> np.ndarray:
+        import copy
+
+        on_gpu = copy.deepcopy(model).to("cuda")
+        return super().explain(on_gpu, x, preset, targets)
+
+    def _convert(self, x):
+        return self._torch.as_tensor(_numpy_float64(x), device="cuda")
 
     def _to_numpy(self, relevance):
         return relevance.detach().cpu().numpy()
@@ -402,6 +434,16 @@ class Zennit:
         canonizers = [NamedMergeBatchNorm([((linear,), norm) for linear, norm in pairs])]
         pooling = [(MaxPool, Norm(stabilizer=STABILIZER))]
         options = dict(stabilizer=STABILIZER, layer_map=pooling, canonizers=canonizers)
+        if preset in ("attn_lrp", "cp_lrp"):
+            # on the suite's networks (no products, softmax or LayerNorm): epsilon on the linear
+            # layers and the additions, the identity on activations and unmerged BatchNorms
+            merged = tuple(norm for _, norm in pairs)
+            layer_map = pooling + [
+                (Activation, Pass()), (Sum, Epsilon(epsilon=EPSILON)),
+                (AvgPool, Norm(stabilizer=STABILIZER)), (BatchNorm, Pass()),
+                (Linear, Epsilon(epsilon=EPSILON))]
+            return composites.NameLayerMapComposite(name_map=[(merged, Pass())],
+                                                    layer_map=layer_map, canonizers=canonizers)
         if preset == "zero":
             merged = tuple(norm for _, norm in pairs)
             layer_map = pooling + [
@@ -749,6 +791,7 @@ class ZennitDefaults:
 BUILTIN_IMPLEMENTATIONS = {
     "lrp_core-numpy": LrpCoreNumPy,
     "lrp_core-torch": LrpCoreTorch,
+    "lrp_core-torch-cuda": LrpCoreTorchCuda,
     "lrp_core-array-api-strict": LrpCoreArrayApiStrict,
     "lrp_core-cupy": LrpCoreCuPy,
     "zennit": Zennit,

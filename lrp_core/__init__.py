@@ -23,7 +23,11 @@ from .composites import (
                          RangeMap,
                          RangeTypeMap,
 )
+from .concepts import FeatureSelector, IndexedFeatures, TopNFeatures
+from .crp import CRP
+from .dataset import explain_dataset
 from .errors import (
+    InputShapeNeededError,
     LRPCompatibilityError,
     LRPError,
     ModelCheckError,
@@ -42,10 +46,12 @@ from .layers import (
                          AdaptiveAvgPool,
                          AdaptiveMaxPool,
                          Add,
+                         AddConstant,
                          Affine,
                          AvgPool,
                          BatchNorm,
                          Concat,
+                         ConcatConstant,
                          Conv,
                          ConvLayer,
                          ConvTranspose,
@@ -55,28 +61,39 @@ from .layers import (
                          Flatten,
                          GlobalAvgPool,
                          GlobalMaxPool,
+                         Hardsigmoid,
+                         Hardswish,
                          Identity,
                          Layer,
                          LayerNorm,
                          LeakyReLU,
                          LinearizableLayer,
+                         MatMul,
                          MaxPool,
+                         Mish,
+                         Mul,
                          NormalizationLayer,
                          PassThroughLayer,
+                         Permute,
                          PoolingLayer,
+                         ProductLayer,
                          ReLU,
                          ReLU6,
                          Reshape,
                          ReshapingLayer,
                          Sigmoid,
                          SiLU,
+                         Slice,
                          Softmax,
+                         Stack,
                          Tanh,
                          WeightedLayer,
                          ZeroPad,
 )
 from .presets import (
+                         CPLRP,
                          PRESETS,
+                         AttnLRP,
                          EpsilonAlpha2Beta1,
                          EpsilonAlpha2Beta1Flat,
                          EpsilonGammaBox,
@@ -84,6 +101,7 @@ from .presets import (
                          EpsilonPlusFlat,
                          preset,
 )
+from .product_rules import CPRule, ProductRule, SoftmaxRule, UniformRule
 from .readers import from_onnx, from_torch
 from .rules import (
                          AlphaBetaRule,
@@ -99,21 +117,27 @@ from .rules import (
                          ZeroRule,
                          ZPlusRule,
 )
+from .zarr_store import to_zarr
 
 __version__ = "0.1.0"
 
 __all__ = [
     # analysis
     "LRP", "analyze", "propagate", "Explanation",
+    # datasets (Dask, Zarr: imported when called)
+    "explain_dataset", "to_zarr",
+    # concept relevance propagation
+    "CRP", "FeatureSelector", "IndexedFeatures", "TopNFeatures",
     # rules
     "LRPRule", "ZeroRule", "EpsilonRule", "GammaRule", "WSquareRule", "FlatRule", "PassRule",
     "ZBoxRule", "ZPlusRule", "AlphaBetaRule", "GeneralizedGammaRule", "LayerNormRule",
+    "UniformRule", "CPRule", "ProductRule", "SoftmaxRule",
     "relu", "keep_positive", "keep_negative", "stabilize_denom",
     # composites
     "Composite", "CompositeMap", "GlobalMap", "LayerMap", "RangeMap", "FirstLayerMap",
     "LastLayerMap", "GlobalTypeMap", "RangeTypeMap", "FirstLayerTypeMap", "FirstOfTypeMap",
     "LastLayerTypeMap", "FirstNTypeMap", "PRESETS", "preset", "EpsilonGammaBox", "EpsilonPlus",
-    "EpsilonAlpha2Beta1", "EpsilonPlusFlat", "EpsilonAlpha2Beta1Flat",
+    "EpsilonAlpha2Beta1", "EpsilonPlusFlat", "EpsilonAlpha2Beta1Flat", "AttnLRP", "CPLRP",
     # model
     "Graph", "GraphBuilder", "Chain", "Input", "Node", "from_torch", "from_onnx",
     "canonize", "strip_softmax", "check_model",
@@ -125,9 +149,11 @@ __all__ = [
     "Identity", "Concat", "Add", "Affine", "ZeroPad", "BatchNorm", "LayerNorm", "ReLU", "LeakyReLU",
     "ReLU6", "GELU",
     "SiLU", "ELU", "Tanh", "Sigmoid", "Softmax", "Activation",
+    "Permute", "Slice", "Stack", "Hardswish", "Hardsigmoid", "Mish",
+    "ProductLayer", "Mul", "MatMul", "AddConstant", "ConcatConstant",
     # errors
     "LRPError", "LRPCompatibilityError", "ModelCheckError", "UnsupportedOperatorError",
-    "NonFiniteError",
+    "InputShapeNeededError", "NonFiniteError",
     # heatmaps
     "heatmap", "save_image",
 ]

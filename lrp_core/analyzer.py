@@ -19,12 +19,13 @@ import threading
 from dataclasses import dataclass
 
 import array_api_compat
+import numpy as np
 
 from .arrays import namespace_of, to_namespace, to_numpy
 from .canonize import canonize as canonize_model
 from .canonize import check_model
 from .composites import Composite
-from .errors import LRPCompatibilityError, LRPError, NonFiniteError
+from .errors import InputShapeNeededError, LRPCompatibilityError, LRPError, NonFiniteError
 from .explanation import Explanation
 from .graph import Graph
 from .kernels import get_backend, namespace_name
@@ -92,17 +93,53 @@ def _version_of(array):
     return version if isinstance(version, int) else None
 
 
-def _owned(original, converted, xp):
-    """``converted``, or a copy of it where it is the caller's own array with no version counter
-    (a NumPy array of a hand-built graph): an in-place change of that array cannot be noticed,
-    so the analyzer explains the array as it was when first prepared instead of mixing old
-    modified weights with new ones. Read-only arrays (a reader's own) are not copied."""
-    if converted is None or converted is not original or _version_of(original) is not None:
-        return converted
-    flags = getattr(original, "flags", None)
-    if flags is not None and not flags.writeable:
-        return converted
-    return xp.asarray(converted, copy=True)
+def _private(array):
+    """A read-only copy of a writable array without a version counter (a NumPy array of a
+    hand-built graph): the user may change it in place, which the analyzer could not notice, so
+    it explains the array as it was when it was built. Other arrays are returned as they are
+    (torch tensors are tracked by their version counters; a reader's arrays are read-only)."""
+    flags = getattr(array, "flags", None)
+    if array is None or flags is None or not getattr(flags, "writeable", False) \
+            or _version_of(array) is not None:
+        return array
+    copy = namespace_of(array).asarray(array, copy=True)
+    if getattr(copy, "flags", None) is not None and hasattr(copy.flags, "writeable"):
+        copy.flags.writeable = False
+    return copy
+
+
+def _with_private_arrays(graph: Graph) -> Graph:
+    """``graph`` with :func:`_private` copies of its writable untracked arrays (a layer shared by
+    two nodes stays shared); ``graph`` itself when it has none."""
+    copied = []
+
+    def private(array):
+        result = _private(array)
+        if result is not array:
+            copied.append(result)
+        return result
+
+    layers: dict[int, Layer] = {}
+    for layer in graph:
+        if id(layer) not in layers:
+            layers[id(layer)] = layer.convert(private)
+    if not copied:
+        return graph
+    return graph.with_layers([layers[id(layer)] for layer in graph]).with_input_shape(
+        graph.input_shape)
+
+
+def _check_same_device(array, x, what: str) -> None:
+    """An array given with the input lives on the input's device: a host NumPy array is
+    welcome (it is copied over), as is one of another namespace (exchanged through DLPack or
+    the host); the same namespace on another device is an error, never a silent transfer."""
+    if isinstance(array, np.ndarray) or namespace_name(namespace_of(array)) != \
+            namespace_name(namespace_of(x)):
+        return
+    here, there = array_api_compat.device(array), array_api_compat.device(x)
+    if str(here) != str(there):
+        raise ValueError(f"{what} is on device {here}, the input on {there}: give them on one "
+                         "device")
 
 
 def _all_finite(xp, x) -> bool:
@@ -186,9 +223,17 @@ class LRP:
     :class:`~lrp_core.NonFiniteError`.
     """
 
+    #: per-sample input shape -> analyzer, for a torch model that needs its input shape to be
+    #: read (``None``: the model was read at construction)
+    _per_shape: dict | None = None
+
     def __init__(self, model, rules=None, *, normalize_output_relevance: bool = True,
                  skip_checks: bool = False, canonize: bool = True):
-        self._source: Graph = as_graph(model)
+        try:
+            self._source: Graph = as_graph(model)
+        except InputShapeNeededError:  # read at the first call, once per per-sample shape
+            self._read_per_shape(model, rules, normalize_output_relevance, skip_checks, canonize)
+            return
         self._canonize = bool(canonize)
         self._skip_checks = bool(skip_checks)
         self._rule_spec = rules
@@ -208,16 +253,59 @@ class LRP:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._lock = threading.Lock()
-        self._built = self._build(self._versions())
+        if self._per_shape is None:
+            self._built = self._build(self._versions())
+
+    # -- a torch model read per input shape ----------------------------------------------------
+    def _read_per_shape(self, model, rules, normalize_output_relevance, skip_checks, canonize):
+        self._per_shape = {}
+        self._unread = model
+        self._rule_spec = rules
+        self._options = {"skip_checks": bool(skip_checks), "canonize": bool(canonize)}
+        self.normalize_output_relevance = bool(normalize_output_relevance)
+        self._lock = threading.Lock()
+
+    @property
+    def graphs(self) -> dict:
+        """For a torch model that needs its input shape (``lrp.InputShapeNeededError``): the
+        graphs read so far, ``{per-sample input shape: graph as explained}``, one per shape the
+        analyzer was called with. Empty for a model read at construction (see :attr:`model`)."""
+        if self._per_shape is None:
+            return {}
+        return {shape: analyzer.model for shape, analyzer in self._per_shape.items()}
+
+    def _for_shape(self, x) -> LRP:
+        """The analyzer of the model read for the per-sample shape of ``x`` (read once)."""
+        shape = tuple(int(d) for d in getattr(x, "shape", ())[1:])
+        analyzer = self._per_shape.get(shape)
+        if analyzer is None:
+            with self._lock:
+                analyzer = self._per_shape.get(shape)
+                if analyzer is None:
+                    from .readers import from_torch
+                    analyzer = LRP(from_torch(self._unread, input_shape=shape), self._rule_spec,
+                                   normalize_output_relevance=self.normalize_output_relevance,
+                                   **self._options)
+                    self._per_shape[shape] = analyzer
+        analyzer.normalize_output_relevance = self.normalize_output_relevance
+        return analyzer
+
+    def _read_first(self) -> LRPError:
+        return LRPError(f"this analyzer reads its model ({type(self._unread).__name__}) at its "
+                        "first call, once per per-sample input shape; see .graphs")
 
     @property
     def model(self) -> Graph:
         """The graph as explained: canonized (unless ``canonize=False``)."""
+        if self._per_shape is not None:
+            raise self._read_first()
         return self._built.graph
 
     @property
     def rules(self) -> tuple[LRPRule, ...]:
         """The rule of each layer of :attr:`model`, bound to it."""
+        if self._per_shape is not None:
+            raise self._read_first()
         return self._built.rules
 
     @property
@@ -230,6 +318,7 @@ class LRP:
     def _build(self, versions: tuple) -> _Build:
         """Canonize, check and bind the rules to the model as it is now, with an empty cache."""
         graph = canonize_model(self._source) if self._canonize else self._source
+        graph = _with_private_arrays(graph)
         if not self._skip_checks:
             check_model(graph)
         resolved = self._resolve_rules(graph, self._rule_spec)
@@ -308,7 +397,7 @@ class LRP:
         converted: dict[int, Layer] = {}  # a layer used by two nodes is converted once
 
         def convert(p):
-            return _owned(p, to_namespace(p, xp, device, dtype), xp)
+            return to_namespace(p, xp, device, dtype)
 
         layers, modified = [], []
         for node in built.graph.nodes:
@@ -357,8 +446,9 @@ class LRP:
             raise ValueError(f"the model takes inputs of shape ({expected}) (batch first; ? is "
                              f"open), got {tuple(int(d) for d in x.shape)}")
 
-    def __call__(self, x, output_selection=None, *, output_relevance=None,
-                 layerwise_relevances: bool = False) -> Explanation:
+    def _checked_input(self, x):
+        """The array namespace of the input ``x``, once ``x`` is known to be a finite, batch-first
+        floating-point array of the model's declared shape (also used by :class:`~lrp_core.CRP`)."""
         try:
             xp = namespace_of(x)
         except TypeError:
@@ -375,6 +465,14 @@ class LRP:
         if not _all_finite(xp, x):
             raise NonFiniteError("the input holds NaN or infinity; LRP would explain a "
                                  "meaningless output (replace or drop those samples)")
+        return xp
+
+    def __call__(self, x, output_selection=None, *, output_relevance=None,
+                 layerwise_relevances: bool = False) -> Explanation:
+        if self._per_shape is not None and len(getattr(x, "shape", ())) >= 2:
+            return self._for_shape(x)(x, output_selection, output_relevance=output_relevance,
+                                      layerwise_relevances=layerwise_relevances)
+        xp = self._checked_input(x)
         built = self._current()
         device = array_api_compat.device(x)
         compute_dtype = xp.float32 if xp.finfo(x.dtype).bits < 32 else x.dtype
@@ -390,6 +488,7 @@ class LRP:
                     raise TypeError(f"output_relevance must be an array shaped like the model "
                                     f"output {tuple(output.shape)}, got a "
                                     f"{type(output_relevance).__name__}") from None
+                _check_same_device(output_relevance, x, "output_relevance")
                 relevance = to_namespace(output_relevance, xp, device, compute_dtype)
                 if tuple(relevance.shape) != tuple(output.shape):
                     raise ValueError(f"output_relevance has shape {tuple(relevance.shape)}, "
@@ -474,11 +573,16 @@ class LRP:
                              f"outputs (0..{k - 1})")
         return selection
 
-    def _backward(self, built: _Build, prepared, values, shapes, records, relevance, keep_all):
+    def _backward(self, built: _Build, prepared, values, shapes, records, relevance, keep_all,
+                  stop: int = 0):
+        """The backward pass from the output's ``relevance`` through the nodes ``stop`` and above,
+        in reverse order: the relevance of each value (all values' with ``keep_all``). With
+        ``stop = s`` it ends once the relevance of value ``s`` is complete (every node reading
+        it comes after it), where :class:`~lrp_core.CRP` takes over."""
         nodes = built.graph.nodes
         relevances = [None] * (len(nodes) + 1)
         relevances[-1] = relevance
-        for i in range(len(nodes) - 1, -1, -1):
+        for i in range(len(nodes) - 1, stop - 1, -1):
             node = nodes[i]
             r = relevances[i + 1]
             if r is None:
@@ -497,6 +601,9 @@ class LRP:
 
     # -- display -------------------------------------------------------------------------------
     def __repr__(self) -> str:
+        if self._per_shape is not None:
+            return (f"LRP({type(self._unread).__name__}, read at its first call for each "
+                    f"per-sample input shape; read so far: {sorted(self._per_shape)})")
         graph = self.model
         chain = graph.is_chain
         width = len(str(len(graph) - 1))

@@ -29,9 +29,11 @@ def namespace_of(*arrays):
 
 
 def relu(x):
-    """``max(x, 0)``, elementwise; the same as :func:`keep_positive`."""
-    xp = namespace_of(x)
-    return xp.where(x > 0, x, xp.zeros_like(x))
+    """``max(x, 0)``, elementwise; the same as :func:`keep_positive`.
+
+    ``clip`` is one pass over ``x`` (``where(x > 0, x, zeros)`` is three); NaN stays NaN.
+    """
+    return namespace_of(x).clip(x, min=0.0)
 
 
 def keep_positive(x):
@@ -40,9 +42,8 @@ def keep_positive(x):
 
 
 def keep_negative(x):
-    """``x⁻ = min(x, 0)``, elementwise."""
-    xp = namespace_of(x)
-    return xp.where(x < 0, x, xp.zeros_like(x))
+    """``x⁻ = min(x, 0)``, elementwise (one pass, as :func:`relu`)."""
+    return namespace_of(x).clip(x, max=0.0)
 
 
 def stabilize_denom(d, eps=1e-9):
@@ -51,7 +52,11 @@ def stabilize_denom(d, eps=1e-9):
     ``eps`` is a Python float and so takes the dtype of ``d``.
     """
     xp = namespace_of(d)
-    return xp.where(d >= 0, d + eps, d - eps)
+    device = array_api_compat.device(d)
+    # d + where(d >= 0, eps, -eps): the same numbers as where(d >= 0, d + eps, d - eps), in one
+    # full-size temporary less (0-d arrays of d's dtype, so float64 keeps eps exact)
+    return d + xp.where(d >= 0, xp.asarray(eps, dtype=d.dtype, device=device),
+                        xp.asarray(-eps, dtype=d.dtype, device=device))
 
 
 def is_floating(x) -> bool:
@@ -72,21 +77,35 @@ def to_numpy(x) -> np.ndarray:
 def to_namespace(x, xp, device=None, dtype=None):
     """``x`` as an array of namespace ``xp`` on ``device`` with ``dtype`` (converted once).
 
-    Arrays already in ``xp`` are only moved or cast as needed; arrays of another namespace go
-    through a host NumPy array.
+    Arrays already in ``xp`` are only moved or cast as needed. Between two namespaces other than
+    NumPy (torch and CuPy on one GPU, torch and array-api-strict on the CPU) the array is
+    exchanged through DLPack without a copy where the devices allow; otherwise, and to or from
+    NumPy, it goes through a host NumPy array.
     """
     if x is None:
         return None
     from .kernels import namespace_name
 
-    same = namespace_name(namespace_of(x)) == namespace_name(xp)
-    if not same:
-        host = to_numpy(x)
-        if not host.flags.writeable:  # a reader's read-only array: torch would share it
-            host = host.copy()
-        x = xp.asarray(host, device=device) if device is not None else xp.asarray(host)
-    elif device is not None and array_api_compat.device(x) != device:
+    source, target = namespace_name(namespace_of(x)), namespace_name(xp)
+    if source != target:
+        x = _exchanged(x, xp, device, through_dlpack="numpy" not in (source, target))
+    if device is not None and array_api_compat.device(x) != device:
         x = array_api_compat.to_device(x, device)
     if dtype is not None and x.dtype != dtype:
         x = xp.astype(x, dtype)
     return x
+
+
+def _exchanged(x, xp, device, *, through_dlpack: bool):
+    """``x`` as an array of ``xp``: through DLPack (zero-copy) if asked and possible, else through
+    a host NumPy array (copied where it is read-only, which torch could not share)."""
+    if through_dlpack:
+        try:
+            return xp.from_dlpack(x)
+        except (BufferError, RuntimeError, TypeError, ValueError, AttributeError,
+                NotImplementedError):
+            pass  # another device, or a namespace without DLPack: through the host
+    host = to_numpy(x)
+    if not host.flags.writeable:  # a reader's read-only array: torch would share it
+        host = host.copy()
+    return xp.asarray(host, device=device) if device is not None else xp.asarray(host)

@@ -4,6 +4,8 @@
     lrp explain MODEL.onnx INPUT... [--composite NAME] [--output-selection K] [--out DIR]
                 [--backend numpy|torch|cupy] [--mean M --std S] [--low L --high H] [--overlay]
                 [--save-relevance]
+    lrp explain MODEL.onnx INPUT... --zarr OUT.zarr [--dask local[:WORKERS] | tcp://HOST:PORT]
+    lrp explain MODEL.onnx INPUT... --crp LAYER [--top N]     (one CRP grid per input)
 
 A user's mistake prints one line, ``lrp: error: ...``, and no traceback: exit status 2 for what
 was asked (a missing file, an unknown option value, a PyTorch pickle), 1 for what cannot be done
@@ -175,6 +177,22 @@ def _sample_shape(model_shape: tuple, size) -> tuple:
 
 def _shape_text(shape) -> str:
     return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+
+
+def _normalisation(args, sample_shape) -> tuple[tuple, tuple]:
+    """``(mean, std)`` of ``--mean``/``--std`` (defaults 0 and 1), checked against the model's
+    channels: one value, or one per channel; no zero std."""
+    mean = args.mean if args.mean is not None else (0.0,)
+    std = args.std if args.std is not None else (1.0,)
+    channels = sample_shape[0] if len(sample_shape) == 3 else None
+    for name, values in (("--mean", mean), ("--std", std)):
+        if len(values) != 1 and len(values) != channels:
+            raise UserError(f"{name} has {len(values)} values, but the model's input has "
+                            f"{channels or 'no'} channel{'' if channels == 1 else 's'} "
+                            "(give one value, or one per channel)")
+    if any(v == 0 for v in std):
+        raise UserError("--std must not be 0")
+    return mean, std
 
 
 def _check_input_path(path: str) -> pathlib.Path:
@@ -358,6 +376,12 @@ def _unique_stems(paths: list[str]) -> list[str]:
 
 
 def explain(args) -> int:
+    if args.zarr is not None:  # a dataset into a Zarr store (lrp_core/dataset_cli.py)
+        from .dataset_cli import explain_to_zarr
+
+        return explain_to_zarr(args)
+    if args.dask is not None:
+        raise UserError("--dask runs the explanation into a Zarr store: give --zarr OUT.zarr too")
     model_path = _check_model_path(args.model)
     if args.composite not in COMPOSITES:
         raise UserError(f"unknown composite {args.composite!r}; "
@@ -382,16 +406,7 @@ def explain(args) -> int:
                         "expected a batch axis first")
     sample_shape = _sample_shape(model_shape, args.size)
     graph = _read_model(model_path, None if None in sample_shape else sample_shape)
-    mean = args.mean if args.mean is not None else (0.0,)
-    std = args.std if args.std is not None else (1.0,)
-    channels = sample_shape[0] if len(sample_shape) == 3 else None
-    for name, values in (("--mean", mean), ("--std", std)):
-        if len(values) != 1 and len(values) != channels:
-            raise UserError(f"{name} has {len(values)} values, but the model's input has "
-                            f"{channels or 'no'} channel{'' if channels == 1 else 's'} "
-                            "(give one value, or one per channel)")
-    if any(v == 0 for v in std):
-        raise UserError("--std must not be 0")
+    mean, std = _normalisation(args, sample_shape)
     try:
         _colormap(args.colormap)
     except ValueError as error:
@@ -406,7 +421,9 @@ def explain(args) -> int:
     per_input = needs_bounds and bounds is None
     image_bounds = _image_bounds(mean, std, sample_shape) if per_input else None
     analyzer = _analyzer(graph, args.composite, image_bounds if per_input else bounds, model_path)
+    from .crp_cli import concept_analyzer, write_concept_grids  # --crp lives in its own module
 
+    concepts = concept_analyzer(args, analyzer)
     out = _out_folder(args.out)
     stems = _unique_stems(args.inputs)
     bar = _progress(len(args.inputs),
@@ -420,6 +437,14 @@ def explain(args) -> int:
             if per_input and any(image is None for image in images):
                 own = _batch_bounds(inputs, images, image_bounds)
                 explainer = _analyzer(graph, args.composite, own, model_path)
+            if concepts is not None:  # --crp: one concept grid per input instead of a heatmap
+                write_concept_grids(args, concepts, explainer,
+                                    _to_backend(np.stack(inputs), args.backend), paths,
+                                    stems[start:start + len(paths)], out,
+                                    print if bar is None and not args.quiet else None)
+                if bar is not None:
+                    bar.update(len(paths))
+                continue
             try:
                 expl = explainer(_to_backend(np.stack(inputs), args.backend),
                                  args.output_selection)
@@ -568,6 +593,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inputs per pass (default: 16)")
     e.add_argument("--progress-from", type=int, default=8, help=argparse.SUPPRESS)
     e.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    e.add_argument("--zarr", default=None, metavar="OUT.zarr",
+                   help="write relevance, outputs and selections into this Zarr store instead "
+                        "of PNGs (INPUTs may be folders, or one .npy/Zarr array of N inputs); "
+                        "a rerun resumes; see docs/scale.md")
+    e.add_argument("--dask", default=None, metavar="local[:WORKERS]|tcp://HOST:PORT",
+                   help="with --zarr: compute on a Dask LocalCluster or a cluster's scheduler")
+    from .crp_cli import add_arguments as add_crp_arguments
+
+    add_crp_arguments(e)
     e.set_defaults(run=explain)
     _add_conformance(commands)
     return parser

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 __all__ = ["LRPError", "LRPCompatibilityError", "ModelCheckError", "UnsupportedOperatorError",
-           "NonFiniteError"]
+           "InputShapeNeededError", "NonFiniteError"]
 
 
 class LRPError(Exception):
@@ -21,6 +21,13 @@ class ModelCheckError(LRPError, ValueError):
 
 class UnsupportedOperatorError(LRPError, NotImplementedError):
     """An ONNX node or a traced torch call has no translation; the message names the node."""
+
+
+class InputShapeNeededError(UnsupportedOperatorError):
+    """A traced torch call can be translated only with the model's per-sample input shape
+    (a permute, a slice, a view with computed sizes): read the model with
+    ``lrp.from_torch(model, input_shape=...)``, or let ``lrp.LRP(model)`` read it at its first
+    call, once per input shape. The message names the call."""
 
 
 class NonFiniteError(LRPError, ValueError):

@@ -21,7 +21,8 @@ from lrp_conformance.protocol import PRESET_NAMES, Implementation  # noqa: E402
 
 from helpers.torch_models import assert_untouched, snapshot  # noqa: E402
 
-CPU_BUILTINS = [name for name in impls.available_implementations() if name != "lrp_core-cupy"]
+CPU_BUILTINS = [name for name in impls.available_implementations()
+                if name not in ("lrp_core-cupy", "lrp_core-torch-cuda")]
 LRP_CORE = ["lrp_core-numpy", "lrp_core-torch", "lrp_core-array-api-strict"]
 
 
@@ -327,8 +328,8 @@ def test_the_model_and_input_are_untouched(name, preset, make):
 
 def test_builtin_names():
     assert set(impls.BUILTIN_IMPLEMENTATIONS) == {
-        "lrp_core-numpy", "lrp_core-torch", "lrp_core-array-api-strict", "lrp_core-cupy",
-        "zennit", "zennit-defaults", "captum"}
+        "lrp_core-numpy", "lrp_core-torch", "lrp_core-torch-cuda", "lrp_core-array-api-strict",
+        "lrp_core-cupy", "zennit", "zennit-defaults", "captum"}
     available = impls.available_implementations()
     assert {"lrp_core-numpy", "lrp_core-torch"} <= set(available)
     for name in available:
@@ -344,6 +345,17 @@ def test_cupy_without_a_device_is_unavailable():
         assert "lrp_core-cupy" not in impls.available_implementations()
         return
     assert impl.supports == set(PRESET_NAMES)  # CuPy and a device: see test_cupy_agrees
+
+
+def test_torch_cuda_without_a_device_is_unavailable():
+    import torch
+
+    if torch.cuda.is_available():
+        assert impls.load_implementation("lrp_core-torch-cuda").supports == set(PRESET_NAMES)
+        return
+    with pytest.raises(impls.ImplementationUnavailable, match="lrp_core-torch-cuda needs a CUDA"):
+        impls.load_implementation("lrp_core-torch-cuda")
+    assert "lrp_core-torch-cuda" not in impls.available_implementations()
 
 
 @pytest.mark.gpu

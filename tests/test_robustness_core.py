@@ -329,16 +329,23 @@ def test_an_analyzer_pickles(make):
     analyzer(x)  # the original still works after being pickled
 
 
-def test_a_numpy_graph_changed_in_place_is_explained_as_first_prepared():
-    """NumPy arrays carry no version counter: the analyzer keeps its own copy of a writable
-    array, so it never mixes old modified weights with new ones."""
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_a_numpy_graph_changed_in_place_is_explained_as_built(backend):
+    """NumPy arrays carry no version counter: the analyzer keeps its own read-only copy of a
+    writable array, so it never mixes old modified weights with new ones (also where the
+    conversion to torch would share the NumPy memory)."""
     graph = small_chain()
     analyzer = lrp.LRP(graph, lrp.EpsilonRule(1e-6))
-    expected = analyzer(sample())
+    x = sample() if backend == "numpy" else torch.from_numpy(sample())
+    expected = analyzer(x)
     graph[2].weight[...] *= 5.0
-    again = analyzer(sample())
-    np.testing.assert_array_equal(again.val, expected.val)
-    np.testing.assert_array_equal(again.output, expected.output)
+    again = analyzer(x)
+    np.testing.assert_array_equal(np.asarray(again.val), np.asarray(expected.val))
+    np.testing.assert_array_equal(np.asarray(again.output), np.asarray(expected.output))
+    fresh = lrp.LRP(graph, lrp.EpsilonRule(1e-6))(x)
+    assert not np.allclose(np.asarray(fresh.output), np.asarray(expected.output))
+    with pytest.raises(ValueError, match="read-only"):
+        analyzer.model[-1].weight[0, 0] = 1.0
 
 
 def test_read_only_arrays_are_not_copied():
@@ -385,3 +392,16 @@ def test_propagate_refuses_non_finite_values(where):
     (a if where == "input" else r)[0, 0] = math.nan
     with pytest.raises(lrp.NonFiniteError, match=f"propagate: the {where} holds NaN"):
         lrp.propagate(lrp.EpsilonRule(), layer, a, r)
+
+
+def test_output_relevance_on_another_device_is_an_error():
+    """Mixing devices is an error, never a silent transfer (the meta device stands in for a
+    second GPU here)."""
+    model = conv_bn_model()
+    x = torch_input()
+    analyzer = lrp.LRP(model)
+    elsewhere = torch.ones((x.shape[0], 4), device="meta")
+    with pytest.raises(ValueError, match="output_relevance is on device meta, the input on cpu"):
+        analyzer(x, output_relevance=elsewhere)
+    on_host = np.ones((x.shape[0], 4))  # a host array is copied to the input's device
+    analyzer(x, output_relevance=on_host)

@@ -1,27 +1,48 @@
-"""The backend for CuPy arrays: the pure array-API reference kernels run on CuPy unchanged.
+"""The backend for CuPy arrays: the strided kernels of :mod:`.strided` (the NumPy backend's
+formulation: sliding-window views, one batched cuBLAS matmul per convolution, tap loops for
+col2im and pooling) bound to ``cupy``; ``erf`` from ``cupyx.scipy.special``; host conversions.
 
-Registered for the ``cupy`` namespace in :mod:`lrp_core.kernels`. The reference loops over
-kernel taps only (never pixels or samples), so on a GPU each tap is one strided slice and one
-batched matmul. Native CuPy kernels are the faster follow-up; until then this backend only adds
-what the reference lacks: host and device conversions.
-Not exercised in CI (no GPU); ``tests/test_cupy_kernels.py`` runs where CuPy and a GPU are present.
+Registered for the ``cupy`` namespace in :mod:`lrp_core.kernels` and imported only when a CuPy
+array is seen (importing :mod:`lrp_core` never imports cupy). Arrays move between CuPy and torch
+CUDA tensors through DLPack without a copy (:func:`lrp_core.arrays.to_namespace`).
+The shared code paths run on NumPy in CI (``tests/test_strided_kernels.py``, with the
+``as_strided`` fallback CuPy versions without ``sliding_window_view`` take); the CuPy run itself
+is ``tests/test_gpu.py`` (marked ``gpu``) and ``benchmarks/gpu_check.sh`` on a GPU machine.
 """
 
 from __future__ import annotations
+
+import functools
 
 import cupy
 import numpy as np
 
 from lrp_core.kernels import Backend
 
+from . import strided
+
 __all__ = ["CupyBackend", "BACKEND"]
 
 
+def erf(x):
+    """The error function, elementwise (``cupyx.scipy.special.erf``)."""
+    from cupyx.scipy import special
+
+    return special.erf(x)
+
+
 class CupyBackend(Backend):
-    """CuPy: the reference kernels, with host conversions through ``cupy``."""
+    """CuPy: the strided kernels, cuBLAS matmuls, ``cupyx`` ``erf``, host conversions."""
 
     name = "cupy"
     framework = "cupy"
+    conv = staticmethod(functools.partial(strided.conv, cupy))
+    conv_transpose = staticmethod(functools.partial(strided.conv_transpose, cupy))
+    max_pool = staticmethod(functools.partial(strided.max_pool, cupy))
+    max_pool_transpose = staticmethod(functools.partial(strided.max_pool_transpose, cupy))
+    avg_pool = staticmethod(functools.partial(strided.avg_pool, cupy))
+    avg_pool_transpose = staticmethod(functools.partial(strided.avg_pool_transpose, cupy))
+    erf = staticmethod(erf)
 
     def to_numpy(self, x) -> np.ndarray:
         """A host NumPy copy of a CuPy array."""

@@ -73,9 +73,15 @@ class Backend:
     framework: str | None = None
 
     # -- kernels --------------------------------------------------------------------------------
-    def conv(self, x, w, *, stride, padding, dilation, groups):
-        return reference.conv(x, w, stride=stride, padding=padding, dilation=dilation,
-                              groups=groups)
+    def conv(self, x, w, *, stride, padding, dilation, groups, bias=None):
+        """Cross-correlation of ``x`` with ``w``, plus ``bias`` per output channel if given (a
+        backend may fuse the addition into the convolution: one pass less)."""
+        y = reference.conv(x, w, stride=stride, padding=padding, dilation=dilation,
+                           groups=groups)
+        if bias is None:
+            return y
+        xp = array_api_compat.array_namespace(y)
+        return y + xp.reshape(bias, (-1,) + (1,) * (len(y.shape) - 2))
 
     def conv_transpose(self, y, w, *, stride, padding, dilation, groups, input_shape):
         return reference.conv_transpose(y, w, stride=stride, padding=padding, dilation=dilation,
