@@ -163,3 +163,26 @@ def test_to_numpy_erf_and_compute_context():
                                rtol=1e-13, atol=1e-15)
     with tk.compute_context():
         assert torch.is_inference_mode_enabled()
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+@pytest.mark.parametrize("ceil_mode", [False, True])
+def test_max_pool_linearized_keeps_torchs_indices_and_routes_as_the_reference(d, ceil_mode):
+    """The torch backend's max_pool_linearized (torch's own flat indices, no conversion) gives
+    the reference's pooling and routing, ties included (torch keeps the first maximum)."""
+    from lrp_core.backends.kernels import torch_backend
+
+    g = torch.Generator().manual_seed(d)
+    spatial = (11, 9, 7)[:d]
+    for x in (torch.randn(2, 3, *spatial, generator=g, dtype=torch.float64),
+              torch.randint(0, 3, (2, 3, *spatial), generator=g).double()):  # ties
+        geometry = dict(kernel=(3,) * d, stride=(2,) * d, padding=((1, 1),) * d,
+                        dilation=(1,) * d, ceil_mode=ceil_mode)
+        y, pullback = torch_backend.max_pool_linearized(x, **geometry)
+        y_ref, index_ref = reference.max_pool(x, **geometry)
+        assert torch.equal(y, y_ref)
+        cotangent = torch.randn(y.shape, generator=g, dtype=torch.float64)
+        del geometry["ceil_mode"]
+        expected = reference.max_pool_transpose(cotangent, index_ref, input_shape=tuple(x.shape),
+                                                **geometry)
+        torch.testing.assert_close(pullback(cotangent), expected, rtol=0, atol=1e-14)

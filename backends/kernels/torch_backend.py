@@ -196,6 +196,32 @@ def max_pool_transpose(g, index, *, kernel, stride, padding, dilation, input_sha
     return out.reshape(input_shape)
 
 
+def max_pool_linearized(x, *, kernel, stride, padding, dilation, ceil_mode):
+    """``(y, pullback)`` of max pooling, keeping torch's own indices (flat positions in the
+    input plane) between the two: no conversion to tap indices and back, which cost more than
+    the pooling itself. The pullback scatters ``g`` to those positions, as
+    :func:`max_pool_transpose` does with the converted indices (the same selection: torch's
+    first maximum, which the tests check against the reference's); other geometries take the
+    generic path."""
+    d = pool_spatial_dims(x.shape)
+    kernel, stride, padding, dilation = normalize_window(d, kernel, stride, padding, dilation)
+    if not _native_pool(padding, kernel, dilation) or not x.dtype.is_floating_point:
+        return Backend.max_pool_linearized(BACKEND, x, kernel=kernel, stride=stride,
+                                           padding=padding, dilation=dilation,
+                                           ceil_mode=ceil_mode)
+    y, flat = _MAX_POOL[d](x, kernel, stride, tuple(lo for lo, _ in padding), dilation,
+                           ceil_mode=ceil_mode, return_indices=True)
+    shape = tuple(x.shape)
+    n, c = shape[:2]
+
+    def pullback(g):
+        out = torch.zeros((n, c, math.prod(shape[2:])), dtype=g.dtype, device=g.device)
+        out.scatter_add_(2, flat.reshape(n, c, -1), g.reshape(n, c, -1))
+        return out.reshape(shape)
+
+    return y, pullback
+
+
 def avg_pool(x, *, kernel, stride, padding, ceil_mode, count_include_pad):
     """Average pooling, PyTorch semantics (see :func:`lrp_core.kernels.reference.avg_pool`)."""
     d = pool_spatial_dims(x.shape)
@@ -256,6 +282,7 @@ class TorchBackend(Backend):
     conv_transpose = staticmethod(conv_transpose)
     max_pool = staticmethod(max_pool)
     max_pool_transpose = staticmethod(max_pool_transpose)
+    max_pool_linearized = staticmethod(max_pool_linearized)
     avg_pool = staticmethod(avg_pool)
     avg_pool_transpose = staticmethod(avg_pool_transpose)
     erf = staticmethod(erf)

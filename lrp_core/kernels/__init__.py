@@ -95,6 +95,20 @@ class Backend:
         return reference.max_pool_transpose(g, index, kernel=kernel, stride=stride, padding=padding,
                                             dilation=dilation, input_shape=input_shape)
 
+    def max_pool_linearized(self, x, *, kernel, stride, padding, dilation, ceil_mode):
+        """``(y, pullback)``: max pooling and the map that routes a cotangent of ``y`` back to
+        the input cell each window selected (:meth:`max_pool`, then :meth:`max_pool_transpose`
+        with its tap indices). A backend may keep its own index format in between."""
+        y, index = self.max_pool(x, kernel=kernel, stride=stride, padding=padding,
+                                 dilation=dilation, ceil_mode=ceil_mode)
+        shape = tuple(x.shape)
+
+        def pullback(g):
+            return self.max_pool_transpose(g, index, kernel=kernel, stride=stride,
+                                           padding=padding, dilation=dilation, input_shape=shape)
+
+        return y, pullback
+
     def avg_pool(self, x, *, kernel, stride, padding, ceil_mode, count_include_pad):
         return reference.avg_pool(x, kernel=kernel, stride=stride, padding=padding,
                                   ceil_mode=ceil_mode, count_include_pad=count_include_pad)

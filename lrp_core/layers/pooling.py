@@ -84,12 +84,8 @@ class MaxPool(_WindowPool):
         return get_backend(namespace_of(x)).max_pool(x, **self._geometry(x))[0]
 
     def linearize(self, x):
-        kernels = get_backend(namespace_of(x))
-        geometry = self._geometry(x)
-        y, index = kernels.max_pool(x, **geometry)
-        del geometry["ceil_mode"]
-        shape = tuple(x.shape)
-        return y, lambda s: (kernels.max_pool_transpose(s, index, input_shape=shape, **geometry),)
+        y, pullback = get_backend(namespace_of(x)).max_pool_linearized(x, **self._geometry(x))
+        return y, lambda s: (pullback(s),)
 
     def describe(self):
         return f"MaxPool({self._options()})"
