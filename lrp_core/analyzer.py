@@ -467,16 +467,22 @@ class LRP:
                                  "meaningless output (replace or drop those samples)")
         return xp
 
+    def _setup(self, x):
+        """What a call (or a CRP pass) starts with: ``(xp, build, device, compute dtype,
+        prepared layers)``, the input checked and the build taken once (float16 and bfloat16
+        compute in float32)."""
+        xp = self._checked_input(x)
+        built = self._current()
+        device = array_api_compat.device(x)
+        compute_dtype = xp.float32 if xp.finfo(x.dtype).bits < 32 else x.dtype
+        return xp, built, device, compute_dtype, self._prepared(built, xp, device, compute_dtype)
+
     def __call__(self, x, output_selection=None, *, output_relevance=None,
                  layerwise_relevances: bool = False) -> Explanation:
         if self._per_shape is not None and len(getattr(x, "shape", ())) >= 2:
             return self._for_shape(x)(x, output_selection, output_relevance=output_relevance,
                                       layerwise_relevances=layerwise_relevances)
-        xp = self._checked_input(x)
-        built = self._current()
-        device = array_api_compat.device(x)
-        compute_dtype = xp.float32 if xp.finfo(x.dtype).bits < 32 else x.dtype
-        prepared = self._prepared(built, xp, device, compute_dtype)
+        xp, built, device, compute_dtype, prepared = self._setup(x)
         with _compute_context(xp):
             values, shapes, records = self._forward(built, prepared,
                                                     xp.astype(x, compute_dtype, copy=False))

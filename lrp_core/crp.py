@@ -46,7 +46,6 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass
 
-import array_api_compat
 import numpy as np
 
 from .analyzer import _compute_context, _step
@@ -267,11 +266,7 @@ class _Run:
 
 def _shared_pass(analyzer, x, output_selection, value: int) -> _Run:
     """The forward pass and the backward pass from the output down to ``value``, once."""
-    xp = analyzer._checked_input(x)
-    built = analyzer._current()
-    device = array_api_compat.device(x)
-    compute_dtype = xp.float32 if xp.finfo(x.dtype).bits < 32 else x.dtype
-    prepared = analyzer._prepared(built, xp, device, compute_dtype)
+    xp, built, device, compute_dtype, prepared = analyzer._setup(x)
     with _compute_context(xp):
         values, shapes, records = analyzer._forward(built, prepared,
                                                     xp.astype(x, compute_dtype, copy=False))
