@@ -1,7 +1,6 @@
 """``lrp explain MODEL INPUT --crp LAYER --top N`` (lrp_core/crp_cli.py), through the real entry
 point, on the ONNX Model Zoo's mnist-8 (third-party data from ../shared/data)."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -9,16 +8,14 @@ import pytest
 
 import lrp_core as lrp
 
+from helpers.cli import mnist8_model
 from helpers.cli import run_cli as lrp_cli
-from helpers.data import data_path, mnist_test_images
+from helpers.data import mnist_test_images
 
 
 @pytest.fixture(scope="module")
 def mnist8():
-    path = data_path("onnx-model-zoo", "mnist-8.onnx")
-    if importlib.util.find_spec("onnx") is None:
-        pytest.skip("lrp explain on an ONNX file needs the onnx package (lrp-core[onnx])")
-    return path
+    return mnist8_model()
 
 
 @pytest.fixture(scope="module")

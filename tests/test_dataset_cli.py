@@ -3,7 +3,6 @@ on the ONNX Model Zoo's mnist-8 and a folder of real MNIST test digits (../share
 back and compared with what ``lrp explain --save-relevance`` writes for the same files.
 """
 
-import importlib.util
 
 import numpy as np
 import pytest
@@ -12,18 +11,16 @@ zarr = pytest.importorskip("zarr", reason="lrp explain --zarr needs zarr (lrp-co
 
 import lrp_core as lrp
 
+from helpers.cli import mnist8_model
 from helpers.cli import run_cli as lrp_cli
-from helpers.data import data_path, mnist_test_images
+from helpers.data import mnist_test_images
 
 COUNT = 10
 
 
 @pytest.fixture(scope="module")
 def mnist8():
-    path = data_path("onnx-model-zoo", "mnist-8.onnx")
-    if importlib.util.find_spec("onnx") is None:
-        pytest.skip("lrp explain on an ONNX file needs the onnx package (lrp-core[onnx])")
-    return path
+    return mnist8_model()
 
 
 @pytest.fixture(scope="module")

@@ -26,26 +26,11 @@ from helpers.torch_models import (  # noqa: E402
     assert_untouched,
     gradient_times_input,
     reinitialise,
+    seeded,
     snapshot,
 )
 
 EXACT_LRP0 = lrp.EpsilonRule(1e-100)  # LRP-0 with a negligible stabiliser: gradient x input
-
-
-def seeded(module: nn.Module, seed: int = 0) -> nn.Module:
-    """``module`` in float64 with seeded random parameters (He scale) and BatchNorm statistics."""
-    g = torch.Generator().manual_seed(seed)
-    module = module.double()
-    with torch.no_grad():
-        for name, p in list(module.named_parameters()) + list(module.named_buffers()):
-            if p.dtype.is_floating_point:
-                if name.endswith("running_var") or (name.endswith("weight") and p.ndim == 1):
-                    p.copy_(0.5 + torch.rand(p.shape, generator=g, dtype=torch.float64))
-                else:
-                    fan_in = p[0].numel() if p.ndim > 1 else 10
-                    p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64)
-                            * (2.0 / fan_in) ** 0.5)
-    return module
 
 
 def rand(*shape, seed=1):

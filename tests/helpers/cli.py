@@ -22,3 +22,17 @@ def run_cli(*args, cwd=None, extra_python_flags=()) -> subprocess.CompletedProce
     command = [sys.executable, *extra_python_flags, "-m", "lrp_core", *map(str, args)]
     return subprocess.run(command, cwd=cwd or REPO, env=repo_env(), capture_output=True, text=True,
                           timeout=300, check=False)
+
+
+def mnist8_model():
+    """The ONNX zoo MNIST model's path for ``lrp explain`` tests (skipped without onnx)."""
+    import importlib.util
+
+    import pytest
+
+    from .data import data_path
+
+    path = data_path("onnx-model-zoo", "mnist-8.onnx")
+    if importlib.util.find_spec("onnx") is None:
+        pytest.skip("lrp explain on an ONNX file needs the onnx package (lrp-core[onnx])")
+    return path

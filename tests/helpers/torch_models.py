@@ -50,6 +50,22 @@ def assert_untouched(module: nn.Module, before: dict) -> None:
             assert old == new, f"{key} changed"
 
 
+def seeded(module: nn.Module, seed: int = 0) -> nn.Module:
+    """``module`` in float64 with seeded random parameters (He scale) and BatchNorm statistics."""
+    g = torch.Generator().manual_seed(seed)
+    module = module.double()
+    with torch.no_grad():
+        for name, p in list(module.named_parameters()) + list(module.named_buffers()):
+            if p.dtype.is_floating_point:
+                if name.endswith("running_var") or (name.endswith("weight") and p.ndim == 1):
+                    p.copy_(0.5 + torch.rand(p.shape, generator=g, dtype=torch.float64))
+                else:
+                    fan_in = p[0].numel() if p.ndim > 1 else 10
+                    p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64)
+                            * (2.0 / fan_in) ** 0.5)
+    return module
+
+
 def reinitialise(model: nn.Module, seed: int) -> nn.Module:
     """He-initialised weights, small random biases and random BatchNorm statistics (seeded), so
     that activations neither vanish nor stay trivial (torchvision's own init gives logits of
