@@ -216,6 +216,16 @@ def _variadic(fn):
     return fold
 
 
+def _fold_mod(t, n, c):
+    """``Mod``: the sign of the divisor (``fmod=0``, integers only) or of the dividend (``fmod=1``,
+    C's ``fmod``), as the spec says; exporters use it on shape entries (``-1 % rank``)."""
+    _broadcast(t, n, c)
+    if any(np.any(np.asarray(x) == 0) for x in c[1:]):
+        raise t.unsupported(n, "a modulo by zero")
+    fn = np.fmod if n.attr("fmod", 0) else np.mod
+    return [np.asarray(fn(c[0], c[1])).astype(c[0].dtype)]
+
+
 def _perm(t, n, rank: int):
     perm = n.attr("perm")
     if perm is None:
@@ -245,6 +255,7 @@ FOLDINGS = {
     "Mul": _same_type(np.multiply),
     "Div": _fold_div,
     "Pow": _same_type(np.power),
+    "Mod": _fold_mod,
     "Neg": _elementwise(np.negative),
     "Abs": _elementwise(np.abs),
     "Sqrt": _elementwise(np.sqrt),

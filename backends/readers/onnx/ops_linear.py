@@ -89,6 +89,15 @@ def _gemm(t, n):
     if shape is not None and len(shape) != 1:
         raise t.unsupported(n, f"its input has per-sample shape {shape}; Gemm takes (batch, "
                                "features)")
+    return [t.add(gemm_dense(t, n), [x], n)]
+
+
+def gemm_dense(t, n):
+    """The ``Dense`` layer of ``Gemm(A, B, C)`` with constants ``B`` and ``C``, over the last axis
+    of ``A`` (``transA=0``; the layout tracker applies it to a ``(L·N, E)`` input too)."""
+    if not t.is_const(n.input(1)) or n.attr("transA", 0):
+        raise t.unsupported(n, "only Gemm(activation, constant B[, constant C]) with transA=0 is "
+                               "supported")
     b = t.const(n, 1, "B")
     c = t.const(n, 2, "C", optional=True)
     alpha, beta = float(n.attr("alpha", 1.0)), float(n.attr("beta", 1.0))
@@ -107,7 +116,7 @@ def _gemm(t, n):
         bias = np.broadcast_to(c, (out,)).astype(b.dtype)
         if beta != 1.0:
             bias = bias * np.asarray(beta, dtype=b.dtype)
-    return [t.add(lrp.Dense(weight, bias), [x], n)]
+    return lrp.Dense(weight, bias)
 
 
 def _matmul(t, n):

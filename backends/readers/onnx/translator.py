@@ -2,7 +2,9 @@
 :data:`~lrp_core.backends.readers.onnx.folding.FOLDINGS`) and activations (value indices of the
 graph under construction, with their per-sample shapes where known), translates each node with
 :data:`~lrp_core.backends.readers.onnx.translations.TRANSLATIONS`, and raises
-:class:`lrp_core.UnsupportedOperatorError` naming the node that cannot be translated.
+:class:`lrp_core.UnsupportedOperatorError` naming the node that cannot be translated. Where the
+graph moves the batch axis (attention exports), the layout of each such value is tracked by
+:mod:`~lrp_core.backends.readers.onnx.layouts`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from lrp_core.kernels.shapes import conv_output_size, normalize_padding, output_
 from lrp_core.layers import Affine, ZeroPad
 
 from .folding import FOLDINGS
+from .layouts import Laid, materialise, onnx_shape, translate_laid
 from .loading import (
     MAX_ELEMENTS,
     MIN_OPSET,
@@ -58,6 +61,15 @@ class Translator:
         #: constants expanded over the batch (``Expand`` to a shape led by the batch size): held
         #: as one sample with a leading axis of 1; only a ``Concat`` before activations reads them
         self.batch_expanded: set[str] = set()
+        #: values whose batch axis the graph moved (a Transpose to sequence-first, a Reshape that
+        #: merges it with the heads): their layout (see layouts.py), and their materialised form
+        self.layouts: dict[str, Laid] = {}
+        self.materialised: dict[str, int] = {}
+        #: nodes a pattern read ahead (a decomposed LayerNorm): node index -> its results, or
+        #: ``None`` for a node whose outputs only the pattern reads
+        self.claimed: dict[int, list | None] = {}
+        #: outputs only the nodes of such a pattern read (they have no value of their own)
+        self.internal: set[str] = set()
         self.consts.update(read_initializers(self.graph, base_dir, label))
         self._set_input(input_shape)
 
@@ -83,6 +95,8 @@ class Translator:
 
     def value(self, n: NodeView, i: int) -> int:
         name = n.input(i)
+        if name in self.layouts:
+            return materialise(self, n, name)
         if name in self.values:
             return self.values[name]
         if name in self.consts:
@@ -169,6 +183,11 @@ class Translator:
         for index, node in enumerate(self.graph.node):
             if index not in self.live:
                 continue  # nothing reads its outputs: neither folded nor translated
+            if index in self.claimed:  # read ahead by a pattern
+                results = self.claimed.pop(index)
+                if results is not None:
+                    self._store(NodeView(node, index, opset=self.opset), results)
+                continue
             n = NodeView(node, index, opset=self.opset)
             problem = n.check_attributes()
             if problem is not None:
@@ -188,8 +207,12 @@ class Translator:
         names = [name for name in n.inputs if name]
         if n.op_type == "Shape" and names and names[0] in self.values:
             # the shape of an activation, with BATCH standing for the batch size
-            shape = self.shape(n, self.values[names[0]], "Shape")
-            results = [shape_slice(n, np.asarray((BATCH,) + tuple(shape), dtype=np.int64))]
+            if names[0] in self.layouts:
+                full = onnx_shape(self, n, self.values[names[0]], self.layouts[names[0]].groups)
+            else:
+                shape = self.shape(n, self.values[names[0]], "Shape")
+                full = np.asarray((BATCH,) + tuple(shape), dtype=np.int64)
+            results = [shape_slice(n, full)]
         elif all(name in self.consts for name in names) and n.op_type in FOLDINGS:
             try:
                 inputs = [self.consts.get(name) if name else None for name in n.inputs]
@@ -205,7 +228,9 @@ class Translator:
                 raise self.unsupported(n, "all its inputs are constants, and folding this operator "
                                           "is not supported")
             try:
-                results = TRANSLATIONS[n.op_type](self, n)
+                results = translate_laid(self, n)  # the batch axis moved, or moved here
+                if results is None:
+                    results = TRANSLATIONS[n.op_type](self, n)
             except (lrp.LRPError, MemoryError):
                 raise
             except Exception as error:  # a malformed node: missing attribute, wrong rank, ...
@@ -216,16 +241,22 @@ class Translator:
         else:
             raise self.unsupported(n, "no translation to an lrp_core layer exists for this "
                                       "operator")
+        self._store(n, results)
+
+    def _store(self, n: NodeView, results) -> None:
         for k, name in enumerate(n.outputs):
             result = results[k] if k < len(results) else None
             if not name:
                 continue
             if result is None:
-                if self.is_used(name):
+                if self.is_used(name) and name not in self.internal:
                     raise self.unsupported(n, f"its output {k} ({name!r}) is used, but only its "
                                               "first output is supported")
             elif isinstance(result, np.ndarray):
                 self.consts[name] = result
+            elif isinstance(result, Laid):
+                self.values[name] = result.value
+                self.layouts[name] = result
             else:
                 self.values[name] = result
 
@@ -245,6 +276,9 @@ class Translator:
         if name not in self.values:
             raise lrp.UnsupportedOperatorError(f"{self.label}: the output {name!r} is a constant; "
                                                "it does not depend on the input")
+        if name in self.layouts:  # read with the batch axis first, or refused
+            origin = self.layouts[name].origin
+            return materialise(self, origin, name, output=True)
         return self.values[name]
 
 
