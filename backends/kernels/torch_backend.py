@@ -22,7 +22,8 @@ Which native call does the work, in one place:
   window, from :func:`lrp_core.kernels.shapes.divisor_grid`) through a depthwise transposed
   convolution with a kernel of ones.
 
-Also ``to_numpy`` (a host copy, or a view for CPU tensors), ``erf`` (``torch.special.erf``) and
+Also ``to_numpy`` (a host copy, or a view for CPU tensors), ``erf`` (``torch.special.erf``),
+``sigmoid`` and ``silu`` (``torch.sigmoid``, ``F.silu``: one pass each) and
 ``compute_context`` (``torch.inference_mode()``, for the analyzer to run the whole pass in;
 see docs/torch.md). The kernels never write into their inputs.
 """
@@ -46,7 +47,8 @@ from lrp_core.kernels.shapes import (
 )
 
 __all__ = ["TorchBackend", "BACKEND", "conv", "conv_transpose", "max_pool", "max_pool_transpose",
-           "avg_pool", "avg_pool_transpose", "to_numpy", "from_numpy", "erf", "compute_context"]
+           "avg_pool", "avg_pool_transpose", "to_numpy", "from_numpy", "erf", "sigmoid", "silu",
+           "compute_context"]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -268,6 +270,16 @@ def erf(x):
     return torch.special.erf(x)
 
 
+def sigmoid(x):
+    """``torch.sigmoid``: one pass (the array-API formula takes four)."""
+    return torch.sigmoid(x)
+
+
+def silu(x):
+    """``F.silu``, ``x · sigmoid(x)``: one pass."""
+    return F.silu(x)
+
+
 def from_numpy(x: np.ndarray) -> torch.Tensor:
     """A NumPy array as a torch tensor, on the GPU when CUDA is available (for ``lrp explain``)."""
     return torch.from_numpy(x).to("cuda" if torch.cuda.is_available() else "cpu")
@@ -286,6 +298,8 @@ class TorchBackend(Backend):
     avg_pool = staticmethod(avg_pool)
     avg_pool_transpose = staticmethod(avg_pool_transpose)
     erf = staticmethod(erf)
+    sigmoid = staticmethod(sigmoid)
+    silu = staticmethod(silu)
     compute_context = staticmethod(compute_context)
     to_numpy = staticmethod(to_numpy)
     from_numpy = staticmethod(from_numpy)

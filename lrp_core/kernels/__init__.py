@@ -12,13 +12,15 @@ Which operation is native where (everything else is the array-API reference):
 ============================  ==================  =========================  ==================
 operation                     NumPy               torch (CPU, CUDA)          CuPy
 ============================  ==================  =========================  ==================
-conv, conv_transpose          im2col + matmul     ``F.conv*d``,              reference
-                                                  ``F.conv_transpose*d``
-max_pool, max_pool_transpose  sliding windows     ``F.max_pool*d``,          reference
+conv, conv_transpose          im2col + matmul     ``F.conv*d``,              NumPy's (strided,
+                              (``strided``)       ``F.conv_transpose*d``     cuBLAS)
+max_pool, max_pool_transpose  sliding windows     ``F.max_pool*d``,          NumPy's (strided)
                                                   ``scatter_add``
-avg_pool, avg_pool_transpose  sliding windows     ``F.avg_pool*d``,          reference
+avg_pool, avg_pool_transpose  sliding windows     ``F.avg_pool*d``,          NumPy's (strided)
                                                   depthwise transpose
-erf                           reference           ``torch.special.erf``      reference
+erf                           reference           ``torch.special.erf``      ``cupyx`` erf
+sigmoid, silu                 reference           ``torch.sigmoid``,         reference
+                                                  ``F.silu``
 compute_context               none                ``torch.inference_mode``   none
 to_numpy / from_numpy         identity            ``.cpu().numpy()`` /       ``cupy.asnumpy`` /
                                                   ``torch.from_numpy``       ``cupy.asarray``
@@ -124,6 +126,17 @@ class Backend:
     def erf(self, x):
         """The error function, elementwise."""
         return special.erf(x)
+
+    def sigmoid(self, x):
+        """``1 / (1 + exp(-x))``, elementwise (the array API has no sigmoid: four passes here;
+        a backend with a native one overrides it)."""
+        xp = array_api_compat.array_namespace(x)
+        return 1.0 / (1.0 + xp.exp(-x))
+
+    def silu(self, x):
+        """``x · sigmoid(x) = x / (1 + exp(-x))``, elementwise."""
+        xp = array_api_compat.array_namespace(x)
+        return x / (1.0 + xp.exp(-x))
 
     def compute_context(self):
         """The context the analyzer's passes run in (torch: ``inference_mode``)."""
