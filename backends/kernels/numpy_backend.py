@@ -1,5 +1,6 @@
 """The kernels for NumPy: the strided kernels of :mod:`.strided` (sliding-window views and one
-batched BLAS matmul per convolution) bound to ``numpy``.
+batched BLAS matmul per convolution; depthwise convolutions per plane or tap by tap, streamed in
+cache-sized blocks) bound to ``numpy``.
 
 Same functions, signatures and semantics as :mod:`lrp_core.kernels.reference`, which is the
 oracle they are tested against.
@@ -18,8 +19,13 @@ from . import strided
 __all__ = ["NumpyBackend", "BACKEND", "conv", "conv_transpose", "max_pool", "max_pool_transpose",
            "avg_pool", "avg_pool_transpose"]
 
-conv = functools.partial(strided.conv, np)
-conv_transpose = functools.partial(strided.conv_transpose, np)
+#: The working set of one block of the depthwise kernels: a CPU's L2 cache holds it, so columns
+#: and accumulators are written and read there across the taps, not in memory (1-2 MiB timed
+#: best among 0.5-4 MiB on EfficientNet-B0's layers at batch 16; one block was 2-3x slower).
+DEPTHWISE_BLOCK_BYTES = 1024 * 1024
+
+conv = functools.partial(strided.conv, np, block_bytes=DEPTHWISE_BLOCK_BYTES)
+conv_transpose = functools.partial(strided.conv_transpose, np, block_bytes=DEPTHWISE_BLOCK_BYTES)
 max_pool = functools.partial(strided.max_pool, np)
 max_pool_transpose = functools.partial(strided.max_pool_transpose, np)
 avg_pool = functools.partial(strided.avg_pool, np)

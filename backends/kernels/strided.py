@@ -8,8 +8,14 @@ come from :mod:`lrp_core.kernels.shapes` (host NumPy arrays, moved to ``xp`` whe
 Forward kernels view the padded input as windows ``(N, C, *out, *k)`` without copying
 (``sliding_window_view``). The convolution copies them once into columns (im2col) and multiplies
 by the weight in one ``matmul`` whose batch axis is the group; its transpose multiplies back to
-columns and adds them tap by tap into a padded buffer (col2im). Pooling works on the windows tap
-by tap. Python loops run over kernel taps only, never over positions, samples or groups.
+columns and adds them tap by tap into a padded buffer (col2im). A 1x1 convolution without
+padding skips the columns (one matmul over the samples and groups). A depthwise convolution (one
+input channel per group, EfficientNet's and MobileNet's) builds its columns per plane, or sums
+the taps channels-last where rows are short; its transpose is the convolution with the flipped
+kernel at stride 1 and a per-tap scatter-add otherwise; these stream over cache-sized blocks of
+planes or samples (``block_bytes``; the NumPy backend sets it, CuPy runs one block). Pooling
+works on the windows tap by tap. Python loops run over kernel taps and blocks only, never over
+positions or groups.
 """
 
 from __future__ import annotations
@@ -98,14 +104,29 @@ def _add_taps(xp, contributions, shape, kernel, stride, padding, dilation, out, 
     return xp.ascontiguousarray(buffer[crop])
 
 
-def conv(xp, x, w, *, stride, padding, dilation, groups, bias=None):
+def conv(xp, x, w, *, stride, padding, dilation, groups, bias=None, block_bytes=None):
     """Cross-correlation, ``y[n, o, p] = Σ_{c, t} w[o, c, t] · x̃[n, g(o)·C/groups + c, s·p + δ·t]``
-    (see :func:`lrp_core.kernels.reference.conv`): im2col and one batched matmul; ``bias`` (per
-    output channel) is added in place to the matmul's result."""
+    (see :func:`lrp_core.kernels.reference.conv`): im2col and one batched matmul; for a
+    depthwise convolution (one input channel per group) :func:`_depthwise_conv`, for a 1x1
+    kernel without padding the matmul alone (:func:`_pointwise_cells`). ``bias`` (per output
+    channel) is added in place to the result. ``block_bytes`` bounds the depthwise kernels'
+    working set (see :func:`_blocks`)."""
     d = conv_spatial_dims(x.shape, w.shape, groups)
     kernel, stride, padding, dilation = normalize_window(d, w.shape[2:], stride, padding, dilation)
     out = output_spatial_shape(x.shape[2:], kernel, stride, padding, dilation)
     n, c, o = x.shape[0], x.shape[1], w.shape[0]
+    if c == groups:
+        y = _depthwise_conv(xp, x, w, kernel, stride, padding, dilation, out, block_bytes)
+        if bias is not None:
+            y += bias.reshape((o,) + (1,) * d)
+        return y
+    cells = _pointwise_cells(kernel, stride, padding, out)
+    if cells is not None:
+        rows = x[cells].reshape(n, groups, c // groups, math.prod(out))
+        y = xp.matmul(w.reshape(groups, o // groups, c // groups), rows).reshape(n, o, *out)
+        if bias is not None:
+            y += bias.reshape((o,) + (1,) * d)
+        return y
     windows = _windows(xp, x, kernel, stride, padding, dilation, out, 0)
     windows = windows.reshape(n, groups, c // groups, *out, *kernel)
     # columns (groups, C/groups · T, N · P): rows are (channel, tap), columns (sample, position)
@@ -117,15 +138,30 @@ def conv(xp, x, w, *, stride, padding, dilation, groups, bias=None):
     return xp.ascontiguousarray(xp.moveaxis(y, 1, 0))
 
 
-def conv_transpose(xp, y, w, *, stride, padding, dilation, groups, input_shape):
+def conv_transpose(xp, y, w, *, stride, padding, dilation, groups, input_shape,
+                   block_bytes=None):
     """The adjoint of :func:`conv` in ``x`` (see :func:`lrp_core.kernels.reference.conv_transpose`):
-    one batched matmul to columns, then col2im."""
+    one batched matmul to columns, then col2im; for a depthwise convolution
+    :func:`_depthwise_conv_transpose`, for a 1x1 kernel without padding the matmul alone."""
     input_shape = tuple(input_shape)
     d = conv_spatial_dims(input_shape, w.shape, groups)
     kernel, stride, padding, dilation = normalize_window(d, w.shape[2:], stride, padding, dilation)
     out = output_spatial_shape(input_shape[2:], kernel, stride, padding, dilation)
     n, c, o = input_shape[0], input_shape[1], w.shape[0]
     check_shape(y.shape, (n, o, *out), "conv_transpose: y (the conv output)")
+    if c == groups:
+        return _depthwise_conv_transpose(xp, y, w, input_shape, kernel, stride, padding, dilation,
+                                         out, block_bytes)
+    cells = _pointwise_cells(kernel, stride, padding, out)
+    if cells is not None:
+        rows = y.reshape(n, groups, o // groups, math.prod(out))
+        part = xp.matmul(w.reshape(groups, o // groups, c // groups).transpose(0, 2, 1), rows)
+        part = part.reshape(n, c, *out)
+        if part.shape == input_shape:
+            return part
+        x = xp.zeros(input_shape, dtype=part.dtype)
+        x[cells] = part
+        return x
     rows = y.reshape(n, groups, o // groups, -1).transpose(1, 2, 0, 3)
     rows = rows.reshape(groups, o // groups, -1)
     columns = xp.matmul(w.reshape(groups, o // groups, -1).transpose(0, 2, 1), rows)
@@ -134,6 +170,169 @@ def conv_transpose(xp, y, w, *, stride, padding, dilation, groups, input_shape):
                      for t in range(math.prod(kernel)))
     return _add_taps(xp, contributions, input_shape, kernel, stride, padding, dilation, out,
                      columns.dtype)
+
+
+#: Depthwise convolutions (one input channel per group) choose among three formulations:
+#: the forward one copies its windows into columns and multiplies them per plane (im2col in
+#: cache-sized blocks) unless its last output axis is shorter than ``COLUMNS_FROM_WIDTH``, where
+#: it sums the taps channels-last instead (the inner loops then run over the channels, not over
+#: short rows); a transpose of stride 1 is the forward convolution of ``y`` with the flipped
+#: kernel (``TRANSPOSE_AS_CONV``); other transposes add tap by tap, channels-last when the last
+#: output axis is shorter than ``CHANNELS_LAST_BELOW``. The thresholds come from timing
+#: EfficientNet-B0's layers on NumPy (docs/performance.md); every path gives the same result.
+COLUMNS_FROM_WIDTH = 10
+CHANNELS_LAST_BELOW = 48
+TRANSPOSE_AS_CONV = True
+
+
+def _pointwise_cells(kernel, stride, padding, out):
+    """For a 1x1 kernel without padding, the input cells ``s·p`` the convolution reads (its
+    columns are these cells themselves: no im2col, ``y[n] = W · x[n][cells]`` per group);
+    None for any other geometry."""
+    if any(k != 1 for k in kernel) or any(lo or hi for lo, hi in padding):
+        return None
+    return (slice(None), slice(None), *(slice(0, s * (o - 1) + 1, s) for s, o in zip(stride, out)))
+
+
+def _tap_slices(tap, stride, dilation, out):
+    """The cells ``δ·t + s·p`` (``p`` over ``out``) of the padded input that tap ``t`` reads."""
+    return tuple(slice(dl * t, dl * t + s * (o - 1) + 1, s)
+                 for t, s, dl, o in zip(tap, stride, dilation, out))
+
+
+def _blocks(count, unit_bytes, block_bytes):
+    """Ranges of at most ``block_bytes // unit_bytes`` units (at least one) covering
+    ``range(count)``; one range if ``block_bytes`` is None. The depthwise kernels stream over
+    planes or samples block by block, so that a block's working set stays in cache across the
+    taps instead of travelling to memory and back once per tap."""
+    step = count if block_bytes is None else max(1, min(count, block_bytes // max(unit_bytes, 1)))
+    return [(start, min(start + step, count)) for start in range(0, count, step)]
+
+
+def _depthwise_weights(xp, w, c, count, channels_last, n, d):
+    """The weights of tap ``t`` as ``weights[t]``: ``(C, M)`` channels-last, else per plane
+    ``(N·C, M, 1, …)`` (``M = O / C`` outputs per input channel)."""
+    multiplier = w.shape[0] // c
+    weights = xp.moveaxis(w.reshape(c, multiplier, count), 2, 0)
+    if channels_last:
+        return weights
+    weights = xp.broadcast_to(weights[:, None], (count, n, c, multiplier))
+    return weights.reshape(count, n * c, multiplier, *(1,) * d)
+
+
+def _depthwise_conv(xp, x, w, kernel, stride, padding, dilation, out, block_bytes):
+    """Depthwise convolution (``groups == C``, ``M = O / C`` outputs per channel):
+    ``y[n, c·M + m, p] = Σ_t w[c·M + m, 0, t] · x̃[n, c, s·p + δ·t]``, per plane ``(n, c)`` a
+    ``(M, T) @ (T, P)`` product with its columns, built block by block; channels-last tap sums
+    where the rows are short (see ``COLUMNS_FROM_WIDTH``)."""
+    if out[-1] < COLUMNS_FROM_WIDTH:
+        return _depthwise_tap_sums(xp, x, w, kernel, stride, padding, dilation, out, block_bytes)
+    n, c = x.shape[:2]
+    multiplier, count, positions = w.shape[0] // c, math.prod(kernel), math.prod(out)
+    dtype = xp.result_type(x, w)
+    padded = _padded(xp, x, kernel, stride, padding, dilation, out, 0)
+    padded = padded.reshape(n * c, *padded.shape[2:])
+    weights = xp.broadcast_to(w.reshape(1, c, multiplier, count), (n, c, multiplier, count))
+    # contiguous: a flipped kernel's view would leave negative strides that BLAS cannot take
+    weights = xp.ascontiguousarray(weights.reshape(n * c, multiplier, count), dtype=dtype)
+    y = xp.empty((n * c, multiplier, positions), dtype=dtype)
+    unit = ((count + multiplier) * positions + padded[0].size) * y.itemsize
+    cells = [_tap_slices(tap, stride, dilation, out) for tap in taps(kernel)]
+    columns = None
+    for start, stop in _blocks(n * c, unit, block_bytes):
+        if columns is None:
+            columns = xp.empty((stop - start, count, *out), dtype=dtype)
+        block = columns[:stop - start]
+        for i, tap_cells in enumerate(cells):
+            block[:, i] = padded[(slice(start, stop), *tap_cells)]
+        xp.matmul(weights[start:stop], block.reshape(stop - start, count, positions),
+                  out=y[start:stop])
+    return y.reshape(n, c * multiplier, *out)
+
+
+def _depthwise_tap_sums(xp, x, w, kernel, stride, padding, dilation, out, block_bytes):
+    """:func:`_depthwise_conv` accumulated tap by tap from strided views of the input, padded
+    channels-last: ``T`` multiply-adds over the whole tensor into one accumulator and one
+    scratch buffer, sample blocks of ``block_bytes``."""
+    n, c = x.shape[:2]
+    spatial, multiplier, count, d = x.shape[2:], w.shape[0] // c, math.prod(kernel), len(kernel)
+    dtype = xp.result_type(x, w)
+    weights = _depthwise_weights(xp, w, c, count, True, n, d)
+    extents = [window_extent(o, k, s, dl) for o, k, s, dl in zip(out, kernel, stride, dilation)]
+    kept = [max(0, min(size, e - lo)) for size, e, (lo, _) in zip(spatial, extents, padding)]
+    padded = xp.zeros((n, *extents, c), dtype=x.dtype)
+    padded[(slice(None), *(slice(lo, lo + k) for (lo, _), k in zip(padding, kept)))] = \
+        xp.moveaxis(x[(slice(None), slice(None), *(slice(0, k) for k in kept))], 1, -1)
+    y = xp.empty((n, *out, c, multiplier), dtype=dtype)
+    unit = (y[0].size * 2 + padded[0].size) * y.itemsize
+    cells = [(slice(None), *_tap_slices(tap, stride, dilation, out), slice(None), None)
+             for tap in taps(kernel)]
+    scratch = None
+    for start, stop in _blocks(n, unit, block_bytes):
+        total, block = y[start:stop], padded[start:stop]
+        if scratch is None:
+            scratch = xp.empty_like(total)
+        part = scratch[:stop - start]
+        for i, tap_cells in enumerate(cells):
+            xp.multiply(block[tap_cells], weights[i], out=total if i == 0 else part)
+            if i:
+                total += part
+    y = xp.ascontiguousarray(xp.moveaxis(y, (d + 1, d + 2), (1, 2)))
+    return y.reshape(n, c * multiplier, *out)
+
+
+def _depthwise_conv_transpose(xp, y, w, input_shape, kernel, stride, padding, dilation, out,
+                              block_bytes):
+    """The adjoint of :func:`_depthwise_conv`: ``x[n, c, i] = Σ_{m, t} w[c·M + m, 0, t] ·
+    y[n, c·M + m, p]`` over ``s·p + δ·t = i + lo``. With stride 1 this is the convolution of
+    ``y`` with the flipped kernel, padded by ``δ·(k − 1) − lo`` and ``δ·(k − 1) − hi`` (a
+    depthwise one if ``M = 1``). Otherwise, per tap, the products are added into the cells
+    ``s·p + δ·t`` of a zero buffer covering the padded input (the per-tap scatter-add, in place),
+    which is then cropped to the input."""
+    n, c = input_shape[:2]
+    spatial, multiplier, count, d = input_shape[2:], w.shape[0] // c, math.prod(kernel), \
+        len(kernel)
+    flipped_padding = tuple((dl * (k - 1) - lo, dl * (k - 1) - hi)
+                            for k, dl, (lo, hi) in zip(kernel, dilation, padding))
+    if TRANSPOSE_AS_CONV and all(s == 1 for s in stride) and \
+            all(lo >= 0 and hi >= 0 for lo, hi in flipped_padding):
+        flipped = xp.ascontiguousarray(
+            xp.flip(w.reshape(c, multiplier, *kernel), axis=tuple(range(2, 2 + d))))
+        return conv(xp, y, flipped, stride=stride, padding=flipped_padding, dilation=dilation,
+                    groups=c, block_bytes=block_bytes)
+    channels_last = out[-1] < CHANNELS_LAST_BELOW
+    extents = [max(lo + size, window_extent(o, k, s, dl)) for (lo, _), size, o, k, s, dl
+               in zip(padding, spatial, out, kernel, stride, dilation)]
+    dtype = xp.result_type(y, w)
+    weights = _depthwise_weights(xp, w, c, count, channels_last, n, d)
+    if channels_last:
+        g = xp.ascontiguousarray(
+            xp.moveaxis(y.reshape(n, c, multiplier, *out), (1, 2), (d + 1, d + 2)))
+        buffer = xp.zeros((n, *extents, c), dtype=dtype)
+    else:
+        g = y.reshape(n * c, multiplier, *out)
+        buffer = xp.zeros((n * c, *extents), dtype=dtype)
+    unit = (g[0].size * 2 + buffer[0].size) * buffer.itemsize
+    cells = [(slice(None), *_tap_slices(tap, stride, dilation, out)) for tap in taps(kernel)]
+    scratch = None
+    for start, stop in _blocks(g.shape[0], unit, block_bytes):
+        block, part_of_g = buffer[start:stop], g[start:stop]
+        if scratch is None:
+            scratch = xp.empty(part_of_g.shape, dtype=dtype)
+        products = scratch[:stop - start]
+        for i, tap_cells in enumerate(cells):
+            xp.multiply(part_of_g, weights[i] if channels_last else weights[i, start:stop],
+                        out=products)
+            if channels_last:
+                block[tap_cells] += products[..., 0] if multiplier == 1 else products.sum(axis=-1)
+            else:
+                block[tap_cells] += products[:, 0] if multiplier == 1 else products.sum(axis=1)
+    crop = tuple(slice(lo, lo + size) for (lo, _), size in zip(padding, spatial))
+    if channels_last:
+        return xp.ascontiguousarray(xp.moveaxis(buffer[(slice(None), *crop)], -1, 1))
+    if all(lo == 0 and e == size for (lo, _), e, size in zip(padding, extents, spatial)):
+        return buffer.reshape(input_shape)
+    return xp.ascontiguousarray(buffer[(slice(None), *crop)]).reshape(input_shape)
 
 
 def _lowest(xp, dtype):
