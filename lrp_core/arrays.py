@@ -51,17 +51,9 @@ def stabilize_denom(d, eps=1e-9):
 
     ``eps`` is a Python float and so takes the dtype of ``d``.
     """
-    xp = namespace_of(d)
-    # The same numbers as where(d >= 0, d + eps, d - eps), every step exact: the sign as 0/1 in
-    # d's dtype, 2·s − 1 (±1), times eps (a 0-d array of d's dtype), plus d. ``where`` with
-    # broadcast 0-d operands takes 5-10x an addition on NumPy and torch CPU; these in-place
-    # passes over one temporary cost about as much as three additions (docs/performance.md).
-    sign = xp.astype(d >= 0, d.dtype)
-    sign *= 2.0
-    sign -= 1.0
-    sign *= xp.asarray(eps, dtype=d.dtype, device=array_api_compat.device(d))
-    sign += d
-    return sign
+    from .kernels import get_backend  # local: the backends import this module
+
+    return get_backend(namespace_of(d)).stabilize(d, eps)
 
 
 def is_floating(x) -> bool:

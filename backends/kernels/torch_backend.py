@@ -23,7 +23,8 @@ Which native call does the work, in one place:
   convolution with a kernel of ones.
 
 Also ``to_numpy`` (a host copy, or a view for CPU tensors), ``erf`` (``torch.special.erf``),
-``sigmoid`` and ``silu`` (``torch.sigmoid``, ``F.silu``: one pass each) and
+``sigmoid`` and ``silu`` (``torch.sigmoid``, ``F.silu``: one pass each), ``stabilize`` (the LRP
+stabiliser through ``copysign``, in place on one temporary) and
 ``compute_context`` (``torch.inference_mode()``, for the analyzer to run the whole pass in;
 see docs/torch.md). The kernels never write into their inputs.
 """
@@ -47,8 +48,8 @@ from lrp_core.kernels.shapes import (
 )
 
 __all__ = ["TorchBackend", "BACKEND", "conv", "conv_transpose", "max_pool", "max_pool_transpose",
-           "avg_pool", "avg_pool_transpose", "to_numpy", "from_numpy", "erf", "sigmoid", "silu",
-           "compute_context"]
+           "avg_pool", "avg_pool_transpose", "to_numpy", "from_numpy", "erf", "stabilize",
+           "sigmoid", "silu", "compute_context"]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -270,6 +271,17 @@ def erf(x):
     return torch.special.erf(x)
 
 
+def stabilize(d, eps):
+    """``d + eps·sign(d)`` with ``sign(±0) = +1`` (see ``Backend.stabilize``) in three passes
+    over one fresh tensor: ``t = d + 0`` (which turns ``-0`` into ``+0``), ``t = copysign(eps,
+    t)`` written into ``t``, ``t += d``; each step exact, so bit for bit the reference. Writing
+    into the one temporary matters on large tensors, where torch's CPU allocator returns fresh
+    memory to the system and every new tensor pays its page faults."""
+    t = d + 0.0
+    torch.copysign(torch.full((), eps, dtype=d.dtype, device=d.device), t, out=t)
+    return t.add_(d)
+
+
 def sigmoid(x):
     """``torch.sigmoid``: one pass (the array-API formula takes four)."""
     return torch.sigmoid(x)
@@ -298,6 +310,7 @@ class TorchBackend(Backend):
     avg_pool = staticmethod(avg_pool)
     avg_pool_transpose = staticmethod(avg_pool_transpose)
     erf = staticmethod(erf)
+    stabilize = staticmethod(stabilize)
     sigmoid = staticmethod(sigmoid)
     silu = staticmethod(silu)
     compute_context = staticmethod(compute_context)

@@ -21,6 +21,7 @@ avg_pool, avg_pool_transpose  sliding windows     ``F.avg_pool*d``,          Num
 erf                           reference           ``torch.special.erf``      ``cupyx`` erf
 sigmoid, silu                 reference           ``torch.sigmoid``,         reference
                                                   ``F.silu``
+stabilize                     reference           ``copysign``, in place     reference
 compute_context               none                ``torch.inference_mode``   none
 to_numpy / from_numpy         identity            ``.cpu().numpy()`` /       ``cupy.asnumpy`` /
                                                   ``torch.from_numpy``       ``cupy.asarray``
@@ -126,6 +127,21 @@ class Backend:
     def erf(self, x):
         """The error function, elementwise."""
         return special.erf(x)
+
+    def stabilize(self, d, eps):
+        """``d + eps·sign(d)`` with ``sign(±0) = +1``, a fresh array, bit for bit
+        ``where(d >= 0, d + eps, d - eps)`` (:func:`lrp_core.stabilize_denom`).
+
+        Every step is exact: the sign as 0/1 in ``d``'s dtype, ``2·s − 1`` (±1), times ``eps``
+        (a 0-d array of ``d``'s dtype), plus ``d``, in place on one temporary. ``where`` with
+        broadcast 0-d operands takes 5-10x an addition on NumPy and torch CPU."""
+        xp = array_api_compat.array_namespace(d)
+        sign = xp.astype(d >= 0, d.dtype)
+        sign *= 2.0
+        sign -= 1.0
+        sign *= xp.asarray(eps, dtype=d.dtype, device=array_api_compat.device(d))
+        sign += d
+        return sign
 
     def sigmoid(self, x):
         """``1 / (1 + exp(-x))``, elementwise (the array API has no sigmoid: four passes here;
