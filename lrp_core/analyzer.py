@@ -48,6 +48,7 @@ class _Build:
     keep: tuple  # whether the backward pass needs each value
     inputs_nonnegative: tuple  # per node: all its inputs are known to be >= 0
     reuse: tuple  # per node: the rule reuses the forward pass's linearisation
+    recompute: tuple  # per value: dropped after the forward pass, recomputed when read back
     versions: tuple
     cache: dict
 
@@ -374,12 +375,21 @@ class LRP:
         for node in nodes:
             nonnegative.append(node.layer.output_nonnegative(tuple(nonnegative[j]
                                                                    for j in node.inputs)))
+        reuse = tuple(isinstance(node.layer, LinearizableLayer) and rule.reuses_forward()
+                      for node, rule in zip(nodes, rules))
+        # The output of a layer whose rule reuses the forward pass is kept twice otherwise: its
+        # pre-activation z (in the record) and activation(z) (the value the next layer reads).
+        # Such a value is dropped once the forward pass is done with it and recomputed from z
+        # when the backward pass reads it (one elementwise pass, the same numbers): the pass
+        # then holds one array per layer, as the gradient does.
+        recompute = [False] + [reuse[i] and nodes[i].layer.activation is not None and keep[i + 1]
+                               for i in range(len(nodes))]
+        recompute[-1] = False  # the output
         return dict(
             last_reader=tuple(max(c) if c else -1 for c in consumers),
             keep=tuple(keep),
             inputs_nonnegative=tuple(all(nonnegative[j] for j in node.inputs) for node in nodes),
-            reuse=tuple(isinstance(node.layer, LinearizableLayer) and rule.reuses_forward()
-                        for node, rule in zip(nodes, rules)))
+            reuse=reuse, recompute=tuple(recompute))
 
     def _prepared(self, built: _Build, xp, device, dtype) -> _Prepared:
         key = (namespace_name(xp), str(device), str(dtype))
@@ -537,9 +547,24 @@ class LRP:
             values[i + 1] = out
             shapes[i + 1] = tuple(out.shape)
             for j in node.inputs:  # drop what neither a later layer nor the backward pass needs
-                if built.last_reader[j] == i and not built.keep[j]:
+                if built.last_reader[j] == i and (not built.keep[j] or built.recompute[j]):
                     values[j] = None
         return values, shapes, records
+
+    @staticmethod
+    def _read_back(built: _Build, prepared: _Prepared, values, records, j: int):
+        """Value ``j`` for the backward pass: as kept, or recomputed (and kept from now on)
+        from the pre-activation that node ``j - 1`` recorded (``_Build.recompute``)."""
+        if values[j] is None and built.recompute[j]:
+            values[j] = prepared.layers[j - 1].activation.forward(records[j - 1][0])
+        return values[j]
+
+    def _read_back_all(self, built: _Build, prepared: _Prepared, values, records, upto: int):
+        """Every value up to ``upto`` that was dropped for recomputation, recomputed (for
+        :class:`~lrp_core.CRP`, whose concept passes read them after the shared pass)."""
+        for j in range(1, upto + 1):
+            if records[j - 1] is not None:
+                self._read_back(built, prepared, values, records, j)
 
     def _output_relevance(self, xp, output, output_selection):
         n = output.shape[0]
@@ -593,7 +618,8 @@ class LRP:
             r = relevances[i + 1]
             if r is None:
                 continue
-            inputs = tuple(values[j] for j in node.inputs)
+            inputs = tuple(self._read_back(built, prepared, values, records, j)
+                           for j in node.inputs)
             hints = StepHints(records[i], built.inputs_nonnegative[i])
             r_inputs = _step(built.rules[i], prepared.layers[i], prepared.modified[i], inputs,
                              [shapes[j] for j in node.inputs], r, hints)

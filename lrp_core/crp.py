@@ -274,6 +274,7 @@ def _shared_pass(analyzer, x, output_selection, value: int) -> _Run:
         relevance, selection = analyzer._output_relevance(xp, output, output_selection)
         relevances = analyzer._backward(built, prepared, values, shapes, records, relevance,
                                         False, stop=value)
+        analyzer._read_back_all(built, prepared, values, records, value)
     return _Run(xp, device, built, prepared, values, shapes, relevances[value], output, selection)
 
 
