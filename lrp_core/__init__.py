@@ -64,6 +64,7 @@ from .layers import (
                          Hardsigmoid,
                          Hardswish,
                          Identity,
+                         L2Normalize,
                          Layer,
                          LayerNorm,
                          LeakyReLU,
@@ -109,6 +110,7 @@ from .rules import (
                          FlatRule,
                          GammaRule,
                          GeneralizedGammaRule,
+                         L2NormalizeRule,
                          LayerNormRule,
                          LRPRule,
                          PassRule,
@@ -131,6 +133,7 @@ __all__ = [
     # rules
     "LRPRule", "ZeroRule", "EpsilonRule", "GammaRule", "WSquareRule", "FlatRule", "PassRule",
     "ZBoxRule", "ZPlusRule", "AlphaBetaRule", "GeneralizedGammaRule", "LayerNormRule",
+    "L2NormalizeRule",
     "UniformRule", "CPRule", "ProductRule", "SoftmaxRule",
     "relu", "keep_positive", "keep_negative", "stabilize_denom",
     # composites
@@ -147,6 +150,7 @@ __all__ = [
     "ActivationLayer", "Dense", "Conv", "ConvTranspose", "MaxPool", "AvgPool", "AdaptiveAvgPool",
     "AdaptiveMaxPool", "GlobalAvgPool", "GlobalMaxPool", "Flatten", "Reshape", "Dropout",
     "Identity", "Concat", "Add", "Affine", "ZeroPad", "BatchNorm", "LayerNorm", "ReLU", "LeakyReLU",
+    "L2Normalize",
     "ReLU6", "GELU",
     "SiLU", "ELU", "Tanh", "Sigmoid", "Softmax", "Activation",
     "Permute", "Slice", "Stack", "Hardswish", "Hardsigmoid", "Mish",

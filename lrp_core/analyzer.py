@@ -432,7 +432,10 @@ class LRP:
             seen.add(id(layer))
             for name, p in _arrays_of(layer):
                 if xp.isdtype(p.dtype, ("real floating", "complex floating")):
-                    flags.append(xp.all(xp.isfinite(p)))
+                    ok = xp.isfinite(p)
+                    if name in layer._masks:  # a mask may hold -inf (a masked position)
+                        ok = ok | (p == -xp.inf)
+                    flags.append(xp.all(ok))
                     where.append((i, name))
         if not flags or bool(xp.all(xp.stack(flags))):
             return

@@ -109,7 +109,8 @@ def canonize(model) -> Graph:
     5. each ``AddConstant`` on the model input (directly, or after other input scale-and-shifts)
        replaced by the shift-only :class:`~lrp_core.Affine`: ``x - mean`` written in the model
        is an input normalisation (``PassRule`` in the presets, ZBox bounds mapped through it),
-       not a bias that keeps relevance, as a constant added inside the network is.
+       not a bias that keeps relevance, as a constant added inside the network is (a constant
+       holding ``-inf``, an attention mask on scores given as the input, stays a mask).
     """
     graph = _remove_noops(as_graph(model))
     graph = _fuse_pairs(graph, fuse_batchnorm)
@@ -127,11 +128,18 @@ def _input_shifts_as_affine(graph: Graph) -> Graph:
 
     def decide(site):
         layer = site.node.layer
-        if isinstance(layer, AddConstant) and on_input[site.index]:
+        if isinstance(layer, AddConstant) and on_input[site.index] \
+                and not _holds_mask(layer.value):
             return keep(Affine(shift=layer.value))
         return keep()
 
     return rewrite(graph, decide)
+
+
+def _holds_mask(value) -> bool:
+    """Whether a constant holds ``-inf`` (a mask, not a shift)."""
+    xp = namespace_of(value)
+    return bool(xp.any(value == -xp.inf))
 
 
 def batchnorm_as_affine(norm: BatchNorm) -> Affine:

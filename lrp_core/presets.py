@@ -1,7 +1,8 @@
 """The preset composites, and the one registry of their names.
 
 Every preset maps ``ConvLayer`` to its conv rule, ``Dense`` to ``EpsilonRule(epsilon)``,
-``LayerNorm`` to ``LayerNormRule``, and dropout, normalisation, reshaping and identity layers to
+``LayerNorm`` to ``LayerNormRule``, ``L2Normalize`` to ``L2NormalizeRule`` (both hold their
+normaliser constant), and dropout, normalisation, reshaping and identity layers to
 ``PassRule``; pooling and activation layers are left to ``ZeroRule``. Products of two
 activations get ``ProductRule``: ``CPRule(epsilon)`` where one factor is a gate (out of a
 sigmoid, hard sigmoid or softmax: squeeze-excitation, attention weights: the gate is a
@@ -27,6 +28,7 @@ from .layers import (
     Dense,
     DropoutLayer,
     Identity,
+    L2Normalize,
     LayerNorm,
     NormalizationLayer,
     ProductLayer,
@@ -39,6 +41,7 @@ from .rules import (
     EpsilonRule,
     FlatRule,
     GammaRule,
+    L2NormalizeRule,
     LayerNormRule,
     PassRule,
     ZBoxRule,
@@ -60,6 +63,7 @@ def _preset(conv_rule, epsilon, first_conv_rule=None, *, products=None, extra=No
         ConvLayer: conv_rule,
         Dense: EpsilonRule(epsilon),
         LayerNorm: LayerNormRule(),
+        L2Normalize: L2NormalizeRule(),
         NormalizationLayer: PassRule(),
         DropoutLayer: PassRule(),
         ReshapingLayer: PassRule(),

@@ -42,7 +42,7 @@ from .arrays import (
     to_namespace,
 )
 from .errors import LRPCompatibilityError
-from .layers import Affine, ConvLayer, Layer, LayerNorm, WeightedLayer
+from .layers import Affine, ConvLayer, L2Normalize, Layer, LayerNorm, WeightedLayer
 
 __all__ = [
     "LRPRule",
@@ -57,6 +57,7 @@ __all__ = [
     "AlphaBetaRule",
     "GeneralizedGammaRule",
     "LayerNormRule",
+    "L2NormalizeRule",
     "StepHints",
     "SignSplit",
     "sign_split",
@@ -186,6 +187,8 @@ class LRPRule:
         else:
             z, pullback = target.linearize(*modified_inputs)
         s = relevance / self.modify_denominator(z)
+        if getattr(layer, "reads_masked_inputs", False):  # a masked -inf score: relevance 0
+            modified_inputs = tuple(_masked_as_zero(a) for a in modified_inputs)
         return tuple(a * c for a, c in zip(modified_inputs, pullback(s)))
 
     # -- introspection -------------------------------------------------------------------------
@@ -203,6 +206,12 @@ class LRPRule:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _masked_as_zero(a):
+    """``a`` with its non-finite entries (``-inf`` at masked positions) set to 0."""
+    xp = namespace_of(a)
+    return xp.where(xp.isfinite(a), a, xp.zeros_like(a))
 
 
 def _same_dtype(new, old):
@@ -659,3 +668,29 @@ class LayerNormRule(LRPRule):
         centered = a - xp.mean(a, axis=axes, keepdims=True)
         t = r_hat / self.modify_denominator(centered)
         return (a * (t - xp.mean(t, axis=axes, keepdims=True)),)
+
+
+@dataclass(frozen=True, repr=False)
+class L2NormalizeRule(LRPRule):
+    r"""The identity rule for L2 normalisation (:class:`~lrp_core.L2Normalize`), its norm held
+    constant, as AttnLRP holds LayerNorm's standard deviation constant:
+
+    ``y = x / n`` with ``n = max(‖x‖₂, eps)`` treated as a constant is the elementwise linear
+    map ``y_i = x_i / n``, whose LRP-0 gives ``R_i = (x_i / n) · R_i / y_i = R_i``: the
+    relevance passes through unchanged, cell by cell (``R_in = R``; conservative). It equals
+    gradient × input of the network with the norm detached.
+
+    Reference: R. Achtibat et al., *AttnLRP: Attention-Aware Layer-Wise Relevance Propagation
+    for Transformers*, ICML 2024 (the identity rule on normalisations whose normaliser is held
+    constant); A. Ali et al., *XAI for Transformers: Better Explanations through Conservative
+    Propagation*, ICML 2022.
+    """
+
+    def is_compatible(self, layer):
+        return isinstance(layer, L2Normalize)
+
+    def modify_layer(self, layer):
+        return None
+
+    def propagate(self, layer, modified_layer, inputs, relevance, hints: StepHints = NO_HINTS):
+        return (relevance,)

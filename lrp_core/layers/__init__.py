@@ -21,7 +21,7 @@ from .base import Layer, LinearizableLayer, PassThroughLayer, Symbol
 from .constants import AddConstant, ConcatConstant
 from .linear import Conv, ConvLayer, ConvTranspose, Dense, WeightedLayer
 from .merging import Add
-from .normalization import Affine, BatchNorm, LayerNorm, NormalizationLayer
+from .normalization import Affine, BatchNorm, L2Normalize, LayerNorm, NormalizationLayer
 from .pooling import (
                           AdaptiveAvgPool,
                           AdaptiveMaxPool,
@@ -51,7 +51,7 @@ __all__ = [
     "Dense", "Conv", "ConvTranspose",
     "MaxPool", "AvgPool", "AdaptiveAvgPool", "AdaptiveMaxPool", "GlobalAvgPool", "GlobalMaxPool",
     "Flatten", "Reshape", "ZeroPad", "Dropout", "Identity", "Concat", "Add", "Affine",
-    "BatchNorm", "LayerNorm",
+    "BatchNorm", "LayerNorm", "L2Normalize",
     "ReLU", "LeakyReLU", "ReLU6", "GELU", "SiLU", "ELU", "Tanh", "Sigmoid", "Softmax",
     "Activation", "as_activation",
     "Permute", "Slice", "Stack", "Hardswish", "Hardsigmoid", "Mish",

@@ -178,7 +178,8 @@ class Mish(ActivationLayer):
 
 
 class Softmax(LinearizableLayer):
-    """Softmax over ``dim``: ``s_i = exp(x_i) / Σ_j exp(x_j)``.
+    """Softmax over ``dim``: ``s_i = exp(x_i) / Σ_j exp(x_j)``; a score of ``-inf`` (a masked
+    position) has output 0 and relevance 0 (``reads_masked_inputs``).
 
     Not elementwise, so not a pass-through activation: its linearisation is the exact Jacobian,
     ``(∂s/∂x)ᵀ v = s ⊙ (v − Σ_dim s ⊙ v)``, and the rules decide (:class:`~lrp_core.SoftmaxRule`
@@ -186,6 +187,8 @@ class Softmax(LinearizableLayer):
     the same up to the stabiliser). On the model's output it is stripped instead
     (:func:`lrp_core.strip_softmax`): LRP explains the logits.
     """
+
+    reads_masked_inputs = True
 
     def __init__(self, dim: int = -1):
         self.dim = int(dim)

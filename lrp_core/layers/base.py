@@ -44,6 +44,7 @@ class Layer:
     """
 
     _arrays: tuple[str, ...] = ()
+    _masks: tuple[str, ...] = ()  # arrays of ``_arrays`` that may hold -inf (a mask)
     n_inputs: int | None = 1
 
     # -- construction -----------------------------------------------------------------------
@@ -102,9 +103,14 @@ class Layer:
 
 
 class LinearizableLayer(Layer):
-    """A layer the generic rule applies to: ``linearize`` gives ``z`` and its pullback."""
+    """A layer the generic rule applies to: ``linearize`` gives ``z`` and its pullback.
+
+    ``reads_masked_inputs``: the layer's input may hold ``-inf`` at masked positions (the scores
+    of an attention mask, before a softmax); the generic rule gives such an entry relevance 0
+    (its output there is 0), where ``x ⊙ c`` would give ``-inf · 0 = NaN``."""
 
     activation: Layer | None = None
+    reads_masked_inputs: bool = False
 
     def linearize(self, *inputs):
         """``(z, pullback)``: the pre-activation and ``s -> tuple of input cotangents``."""

@@ -21,9 +21,12 @@ def _shape(value) -> tuple[int, ...]:
 
 class AddConstant(LinearizableLayer):
     """``y = x + c`` with ``c`` (``value``) a constant array of at most one sample's rank,
-    broadcast against each sample (NumPy's right alignment); it never changes ``x``'s shape."""
+    broadcast against each sample (NumPy's right alignment); it never changes ``x``'s shape.
+    ``c`` may hold ``-inf`` (an attention mask on the scores before a softmax: ``-inf`` where
+    masked); ``NaN`` and ``+inf`` are refused by the analyzer."""
 
     _arrays = ("value",)
+    _masks = ("value",)  # an attention mask: -inf where a score is masked
 
     def __init__(self, value):
         if not hasattr(value, "shape") or not hasattr(value, "dtype"):

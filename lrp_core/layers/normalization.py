@@ -1,4 +1,4 @@
-"""BatchNorm and LayerNorm.
+"""BatchNorm, LayerNorm and L2 normalisation.
 
 BatchNorm at inference is an affine map per channel (axis 1):
 ``y = scale ⊙ x + shift`` with ``scale = γ / sqrt(var + eps)`` and ``shift = β − mean ⊙ scale``;
@@ -11,7 +11,7 @@ from ..arrays import namespace_of
 from .base import LinearizableLayer
 from .linear import WeightedLayer
 
-__all__ = ["NormalizationLayer", "BatchNorm", "LayerNorm", "Affine"]
+__all__ = ["NormalizationLayer", "BatchNorm", "LayerNorm", "L2Normalize", "Affine"]
 
 
 class NormalizationLayer(LinearizableLayer):
@@ -108,6 +108,57 @@ class LayerNorm(NormalizationLayer):
 
     def describe(self):
         return f"LayerNorm({', '.join(map(str, self.normalized_shape))})"
+
+
+class L2Normalize(NormalizationLayer):
+    """L2 normalisation along ``axis`` (``torch.nn.functional.normalize`` with ``p=2``):
+    ``y = x / max(‖x‖₂, eps)``, the norm taken over ``axis`` of each sample (never the batch
+    axis 0). Swin V2's cosine attention normalises its queries and keys this way.
+
+    Its linearisation is the exact Jacobian (what the generic rule, e.g. ``ZeroRule``, uses:
+    ``Jᵀs = (s − y ⟨y, s⟩) / ‖x‖`` where the norm exceeds ``eps``, ``s / eps`` where it is
+    clamped); :class:`~lrp_core.L2NormalizeRule` holds the norm constant instead (AttnLRP).
+    ``p`` is accepted for torch's signature and must be 2.
+    """
+
+    def __init__(self, axis: int = -1, eps: float = 1e-12, *, p: float = 2.0):
+        if p != 2:
+            raise ValueError(f"L2Normalize normalises by the Euclidean norm (p=2); got p={p!r}: "
+                             "other p-norms have no lrp-core layer")
+        if isinstance(axis, bool) or not isinstance(axis, int):
+            raise TypeError(f"L2Normalize(axis) takes an int, got {axis!r}")
+        if not eps > 0:
+            raise ValueError(f"L2Normalize(eps) must be > 0, got {eps!r}")
+        self.axis = int(axis)
+        self.eps = float(eps)
+
+    def _axis(self, x) -> int:
+        ndim = len(x.shape)
+        if not -ndim <= self.axis < ndim or self.axis % ndim == 0:
+            raise ValueError(f"{self.describe()} does not fit an input of shape "
+                             f"{tuple(x.shape)}: axis must name a non-batch axis")
+        return self.axis % ndim
+
+    def norm(self, x):
+        """``(‖x‖₂ over the axis, kept, clamped below at eps; whether it was clamped)``."""
+        xp = namespace_of(x)
+        length = xp.sqrt(xp.sum(x * x, axis=self._axis(x), keepdims=True))
+        return xp.clip(length, min=self.eps), length <= self.eps
+
+    def linearize(self, x):
+        xp = namespace_of(x)
+        axis = self._axis(x)
+        norm, clamped = self.norm(x)
+        y = x / norm
+
+        def pullback(s):
+            along = xp.sum(y * s, axis=axis, keepdims=True)
+            return (xp.where(clamped, s, s - y * along) / norm,)
+
+        return y, pullback
+
+    def describe(self):
+        return f"L2Normalize(axis={self.axis})"
 
 
 class Affine(WeightedLayer, NormalizationLayer):

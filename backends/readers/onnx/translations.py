@@ -14,6 +14,7 @@ from __future__ import annotations
 from .ops_elementwise import ELEMENTWISE
 from .ops_linear import LINEAR
 from .ops_normalization import NORMALIZATION
+from .ops_normalize import NORMALIZE
 from .ops_pooling import POOLING
 from .ops_routing import ROUTING
 from .ops_shape import SHAPE
@@ -32,7 +33,7 @@ def _merge(*tables):
 
 
 #: The translation of each ONNX operator to lrp_core layers, by op type.
-TRANSLATIONS = _merge(LINEAR, ELEMENTWISE, POOLING, SHAPE, NORMALIZATION, ROUTING)
+TRANSLATIONS = _merge(LINEAR, ELEMENTWISE, POOLING, SHAPE, NORMALIZATION, ROUTING, NORMALIZE)
 
 #: The operators translated to layers (``Constant`` included); more are folded on constants.
 SUPPORTED_OPS = tuple(sorted(set(TRANSLATIONS) | {"Constant"}))

@@ -25,8 +25,10 @@ indexing, ``narrow``/``select``/``split``/``chunk``/``unbind``, ``torch.stack``,
 ``reshape`` with computed sizes, ``squeeze``/``unsqueeze``, products of two activations
 (``a * b``, ``a @ b``, ``bmm``, two-operand ``einsum``), softmax inside the network, constants
 (``x + c``, ``x * c``, a class token concatenated), Hardswish/Hardsigmoid/Mish, torchvision's
-stochastic depth, ``nn.MultiheadAttention`` and torchvision's Swin window attention
-(:mod:`.routing`, :mod:`.arithmetic`, :mod:`.attention`, :mod:`.swin`). Calls on parameters
+stochastic depth, ``nn.MultiheadAttention``, ``nn.TransformerEncoderLayer``/
+``nn.TransformerEncoder`` (constant masks, ``batch_first=False`` between transposes) and
+torchvision's Swin window attention (:mod:`.routing`, :mod:`.arithmetic`, :mod:`.attention`,
+:mod:`.transformer`, :mod:`.layout`, :mod:`.swin`). Calls on parameters
 alone are computed once, as constants. Without an input shape, a call that needs shapes raises
 :class:`lrp_core.InputShapeNeededError` (``lrp.LRP(model)`` then reads the model at its first
 call, per input shape).
@@ -39,6 +41,8 @@ The modules of this package, one concern each:
 * :mod:`.locations`: errors that name the fx node and the user's source line;
 * :mod:`.values`: the values of the translation environment and how a translation fails;
 * :mod:`.modules`: translations of leaf modules;
+* :mod:`.layout`: values whose batch axis a permutation moved (``batch_first=False``);
+* :mod:`.transformer`: ``nn.TransformerEncoderLayer`` and ``nn.TransformerEncoder`` as units;
 * :mod:`.functions`: the tables of functional calls and tensor methods, translated by family in
   :mod:`.activations`, :mod:`.shapes`, :mod:`.routing`, :mod:`.arithmetic`, :mod:`.pooling`,
   :mod:`.weighted`, :mod:`.attention`, :mod:`.swin`.
@@ -114,6 +118,7 @@ def from_torch(module: nn.Module, *, leaf_modules: dict | None = None,
     graph, wrapper = trace(module, tuple(custom))
     if input_shape is None:
         return GraphWalk(graph, wrapper, custom).read()
-    shapes = propagate_shapes(graph, wrapper, input_shape)
-    read = GraphWalk(graph, wrapper, custom, shapes).read()
+    full_shapes: dict = {}
+    shapes = propagate_shapes(graph, wrapper, input_shape, full_shapes)
+    read = GraphWalk(graph, wrapper, custom, shapes, full_shapes).read()
     return read.with_input_shape(per_sample_shape(input_shape))

@@ -42,6 +42,7 @@ from .arithmetic import (
     truediv,
 )
 from .attention import scaled_dot_product_attention
+from .normalize import normalize
 from .pooling import adaptive_avg_pool_fn, adaptive_max_pool_fn, avg_pool_fn, max_pool_fn, mean
 from .routing import (
     chunk,
@@ -125,6 +126,7 @@ FUNCTIONS: dict = {
     getattr: tensor_getattr, operator.getitem: tensor_getitem,
     # layers on parameters
     F.linear: linear, F.batch_norm: batch_norm, F.layer_norm: layer_norm,
+    F.normalize: normalize,
     # dropout
     F.dropout: dropout, F.dropout1d: dropout, F.dropout2d: dropout, F.dropout3d: dropout,
     F.alpha_dropout: dropout, F.feature_alpha_dropout: dropout,

@@ -21,7 +21,7 @@ from .pooling import adaptive_avg_pool_layer, adaptive_max_pool_layer, no_indice
 from .shapes import flatten_layer, unflatten_layer
 from .values import Tensor, fail, param
 
-__all__ = ["module_layer"]
+__all__ = ["module_layer", "activation_module"]
 
 
 def _spatial_from_module(m: nn.Module) -> int | None:
@@ -81,7 +81,7 @@ def module_layer(m: nn.Module, x: Tensor):
                              param(getattr(m, "bias", None)), m.eps), rank
     if isinstance(m, nn.Softmax):
         return softmax_layer(m.dim, rank), rank
-    layer = _activation_module(m)
+    layer = activation_module(m)
     if layer is not None:
         return layer, rank
     fail(f"no translation for module type {type(m).__module__}.{type(m).__name__}; mark it "
@@ -94,7 +94,7 @@ def _zeros_padding(m) -> None:
         fail(f"padding_mode={m.padding_mode!r} is not supported (only 'zeros')")
 
 
-def _activation_module(m):
+def activation_module(m):
     if isinstance(m, nn.ReLU):
         return lrp.ReLU()
     if isinstance(m, nn.ReLU6):

@@ -79,14 +79,22 @@ class _Propagation:
         class Propagation(FakeTensorProp):
             def call_module(self, target, args, kwargs):
                 module = self.fetch_attr(target)
+                if isinstance(module, (nn.TransformerEncoderLayer, nn.TransformerEncoder)) \
+                        and args and isinstance(args[0], torch.Tensor):
+                    # the output has the input's shape; forward would read the mask's values
+                    # (torch detects a causal mask), which fake tensors do not have
+                    return torch.empty_like(args[0])
                 return inference_view(module).forward(*args, **kwargs)
 
         return Propagation(runnable, mode)
 
 
-def propagate_shapes(graph: fx.Graph, wrapper: Wrapper, input_shape) -> dict:
+def propagate_shapes(graph: fx.Graph, wrapper: Wrapper, input_shape,
+                     full_shapes: dict | None = None) -> dict:
     """``{fx node: per-sample shape}`` for every node whose value is a tensor (``None`` for a
-    node whose value is something else: a size, a tuple, a constant).
+    node whose value is something else: a size, a tuple, a constant). ``full_shapes``, if
+    given, receives ``{fx node: full shape}`` of every tensor (the batch axis wherever it is:
+    a ``(length, batch, embedding)`` tensor, :mod:`.layout`).
 
     ``input_shape``: the per-sample input shape or an example tensor. Raises an
     :class:`lrp_core.LRPError` naming the shape when the model cannot run on it.
@@ -108,6 +116,8 @@ def propagate_shapes(graph: fx.Graph, wrapper: Wrapper, input_shape) -> dict:
     for node in graph.nodes:
         value = node.meta.pop("val", None)
         node.meta.pop("tensor_meta", None)
+        if full_shapes is not None and isinstance(value, torch.Tensor):
+            full_shapes[node] = tuple(int(s) for s in value.shape)
         if isinstance(value, torch.Tensor) and value.dim() >= 1 \
                 and value.shape[0] == PROPAGATION_BATCH:
             shapes[node] = tuple(int(s) for s in value.shape[1:])

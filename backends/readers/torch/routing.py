@@ -41,8 +41,7 @@ class BatchMoved:
         self.x, self.axes = x, axes
 
     def __repr__(self):
-        return (f"a permutation {self.axes} that moves the batch axis (only x[i] and "
-                "x.unbind(0) of it are supported)")
+        return f"a tensor whose batch axis is moved by the permutation {self.axes}"
 
     def take(self, index: int) -> Op:
         x, axes = self.x, self.axes
@@ -67,8 +66,19 @@ class BatchMoved:
         return tuple(self.take(i) for i in range(shape[self.axes[0] - 1]))
 
 
-def _permute_op(x: Tensor, axes) -> Op:
+def _source(input):
+    """``(batch-first tensor, the permutation already applied to it or None)``."""
+    if isinstance(input, BatchMoved):
+        return input.x, input.axes
+    return as_tensor(input), None
+
+
+def _permute_op(x: Tensor, axes, before: tuple | None = None) -> Op:
+    """``x`` permuted by ``axes``, after ``before`` (a permutation that moved the batch axis;
+    ``None``: none): the two composed, ``before[axes[i]]``."""
     axes = tuple(axes)
+    if before is not None:
+        axes = tuple(before[a] for a in axes)
     if axes[0] != 0:
         return BatchMoved(x, axes)
     if axes == tuple(range(len(axes))):
@@ -79,31 +89,35 @@ def _permute_op(x: Tensor, axes) -> Op:
 
 def permute(input, *dims) -> Op:
     """``x.permute(*dims)`` / ``torch.permute(x, dims)``."""
-    x = as_tensor(input)
+    x, before = _source(input)
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
     dims = ints(tuple(dims), "dims")
     rank = len(dims)
+    if before is not None and len(before) != rank:
+        fail(f"permute with {rank} dims of a rank-{len(before)} tensor")
     if x.rank is not None and x.rank != rank:
         fail(f"permute with {rank} dims of a rank-{x.rank} tensor")
     axes = tuple(normalize_axis(d, rank, "dims") for d in dims)
     if sorted(axes) != list(range(rank)):
         fail(f"dims {dims} are not a permutation of the {rank} axes")
-    return _permute_op(x, axes)
+    return _permute_op(x, axes, before)
 
 
 def transpose(input, dim0, dim1) -> Op:
     """``x.transpose(dim0, dim1)`` / ``torch.transpose`` / ``x.swapaxes``."""
-    x = as_tensor(input)
+    x, before = _source(input)
     dim0, dim1 = ints(dim0, "dim0"), ints(dim1, "dim1")
-    if dim0 >= 0 and dim1 >= 0 and x.rank is None:
+    if before is not None:
+        rank = len(before)
+    elif dim0 >= 0 and dim1 >= 0 and x.rank is None:
         rank = known_rank(x, f"transpose({dim0}, {dim1}) (a permutation of all axes)")
     else:
         rank = known_rank(x, f"transpose({dim0}, {dim1})")
     a, b = normalize_axis(dim0, rank, "dim0"), normalize_axis(dim1, rank, "dim1")
     axes = list(range(rank))
     axes[a], axes[b] = axes[b], axes[a]
-    return _permute_op(x, axes)
+    return _permute_op(x, axes, before)
 
 
 def matrix_transpose(input) -> Op:
@@ -113,8 +127,8 @@ def matrix_transpose(input) -> Op:
 
 def movedim(input, source, destination) -> Op:
     """``torch.movedim(x, source, destination)`` / ``x.movedim`` / ``torch.moveaxis``."""
-    x = as_tensor(input)
-    rank = known_rank(x, "movedim")
+    x, before = _source(input)
+    rank = len(before) if before is not None else known_rank(x, "movedim")
     source = (source,) if isinstance(source, int) else tuple(source)
     destination = (destination,) if isinstance(destination, int) else tuple(destination)
     if len(source) != len(destination):
@@ -126,7 +140,7 @@ def movedim(input, source, destination) -> Op:
         axes[d] = s
     rest = iter(a for a in range(rank) if a not in src)
     axes = [a if a is not None else next(rest) for a in axes]
-    return _permute_op(x, axes)
+    return _permute_op(x, axes, before)
 
 
 # -- indexing ----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""torchvision's Swin Transformer (V1): ``shifted_window_attention`` and ``_patch_merging_pad``,
-two functions torchvision wraps for fx (one opaque call each), translated into primitives that
-keep the batch axis alone (torchvision's code merges it with the windows: ``B * num_windows``).
+"""torchvision's Swin Transformer (V1 and V2): ``shifted_window_attention`` and
+``_patch_merging_pad``, two functions torchvision wraps for fx (one opaque call each), translated
+into primitives that keep the batch axis alone (torchvision's code merges it with the windows:
+``B * num_windows``).
 
 For an input ``(N, H, W, C)``, window ``(a, b)``, ``h`` heads of ``d = C / h``, ``T = a·b``::
 
@@ -13,8 +14,15 @@ For an input ``(N, H, W, C)``, window ``(a, b)``, ``h`` heads of ``d = C / h``, 
     -> Permute -> Reshape (windows, T, C) -> Dense (projection)
     -> the window partition reversed -> roll by +shift -> Slice to (H, W)
 
-The roll is a permutation of positions: relevance follows it back. Swin V2's cosine attention
-(``F.normalize`` of activations) has no lrp-core layer and is refused.
+Swin V2 (``logit_scale`` given) uses cosine attention instead of the scaled dot product::
+
+    q, k: Dense (k without bias: torchvision zeroes it) -> Reshape -> L2Normalize(-1) -> Permute
+    -> MatMul (cosine similarities) -> Affine (× exp(min(logit_scale, log 100)) per head, a
+       constant) -> AddConstant (16·sigmoid(cpb_mlp(...)), already a constant: the walk
+       evaluates every call on parameters and buffers alone when it reads the model, so the
+       position-bias MLP never enters the graph) -> Softmax ... as above
+
+The roll is a permutation of positions: relevance follows it back.
 """
 
 from __future__ import annotations
@@ -66,13 +74,13 @@ def shifted_window_attention(input, qkv_weight, proj_weight, relative_position_b
                              num_heads, shift_size, attention_dropout=0.0, dropout=0.0,
                              qkv_bias=None, proj_bias=None, logit_scale=None, training=True):
     """torchvision's ``shifted_window_attention`` (inference: dropout is the identity)."""
-    if logit_scale is not None:
-        fail("Swin V2's cosine attention normalises activations (F.normalize), which has no "
-             "lrp-core layer; not supported")
     x = as_tensor(input)
     height, width, channels = known_shape(x, "shifted_window_attention")
     for value, what in ((qkv_weight, "qkv weight"), (proj_weight, "projection weight"),
-                        (relative_position_bias, "relative position bias")):
+                        (relative_position_bias, "relative position bias"),
+                        (logit_scale, "logit scale")):
+        if value is None and what == "logit scale":
+            continue
         if isinstance(value, Tensor) or not isinstance(value, torch.Tensor):
             fail(f"the {what} must be a parameter or a constant")
     window = tuple(int(w) for w in window_size)
@@ -102,20 +110,29 @@ def shifted_window_attention(input, qkv_weight, proj_weight, relative_position_b
 
     w = param(qkv_weight)
     b = None if qkv_bias is None else param(qkv_bias)
+    cosine = logit_scale is not None  # Swin V2
     scale = float(d) ** -0.5
     parts = []
     for i, (part, axes) in enumerate((("q", (0, 1, 3, 2, 4)), ("k", (0, 1, 3, 4, 2)),
                                        ("v", (0, 1, 3, 2, 4)))):
         weight = w[i * channels:(i + 1) * channels]
         bias = None if b is None else b[i * channels:(i + 1) * channels]
+        if cosine and part == "k":
+            bias = None  # torchvision zeroes the key bias of cosine attention
         p = Op(lrp.Dense(weight, bias), (h,), 4, name=f"{part}_proj")
-        if part == "q":
+        if part == "q" and not cosine:
             p = Op(lrp.Affine(scale=torch.tensor(scale, dtype=torch.float64)), (p,), 4,
                    name="q_scale")
         p = Op(lrp.Reshape((windows, tokens, heads, d)), (p,), 5, name=f"{part}_heads")
+        if cosine and part != "v":
+            p = Op(core_layer("L2Normalize")(-1), (p,), 5, name=f"{part}_normalize")
         parts.append(Op(lrp.Permute(axes), (p,), 5, name=f"{part}_perm"))
     q, k, v = parts
     scores = Op(core_layer("MatMul")(), (q, k), 5, name="scores")  # (N, windows, h, T, T)
+    if cosine:  # the learned temperature of each head, a constant: (h, 1, 1)
+        temperature = torch.clamp(param(logit_scale), max=math.log(100.0)).exp()
+        scores = Op(lrp.Affine(scale=temperature.reshape(heads, 1, 1)), (scores,), 5,
+                    name="logit_scale")
     bias = param(relative_position_bias)
     if bias.dim() == 4 and bias.shape[0] == 1:
         bias = bias[0]

@@ -6,10 +6,15 @@ A node that cannot be translated is bound to a :class:`~.values.Failed` value ho
 line (:func:`~.locations.node_error`); it is raised only if the output depends on it, so dead
 code is never translated. In-place operations rebind every name of the mutated tensor, as eager
 execution does. A module called twice becomes two nodes that share one layer.
+``nn.MultiheadAttention``, ``nn.TransformerEncoderLayer`` and ``nn.TransformerEncoder`` are
+translated as units. A value whose batch axis a permutation moved is followed as
+:mod:`.layout` describes (the call is translated on the batch-first tensor and its result moved
+again), or refused.
 """
 
 from __future__ import annotations
 
+import inspect
 import operator
 
 import torch
@@ -19,12 +24,15 @@ import torch.nn as nn
 import lrp_core as lrp
 from lrp_core.errors import InputShapeNeededError, LRPError, UnsupportedOperatorError
 
-from .attention import multihead_attention
+from . import layout
+from .attention import multihead_attention, scaled_dot_product_attention
 from .functions import FUNCTIONS, METHODS, function_by_name
 from .locations import node_error, qualname
 from .modules import module_layer
 from .propagation import inference_view
+from .routing import BatchMoved
 from .tracing import Wrapper, relative_name
+from .transformer import transformer_encoder, transformer_encoder_layer
 from .values import (
     Failed,
     Op,
@@ -44,9 +52,11 @@ class GraphWalk:
     """Translates the fx graph of a traced :class:`~.tracing.Wrapper` into an lrp-core graph;
     ``custom`` maps leaf module types to the caller's translations."""
 
-    def __init__(self, graph: fx.Graph, wrapper: Wrapper, custom: dict, shapes: dict | None = None):
+    def __init__(self, graph: fx.Graph, wrapper: Wrapper, custom: dict, shapes: dict | None = None,
+                 full_shapes: dict | None = None):
         self.graph = graph
         self.shapes = shapes  # fx node -> per-sample shape (None: read without an input shape)
+        self.full_shapes = full_shapes or {}  # fx node -> full shape (batch axis anywhere)
         self.wrapper = wrapper
         self.custom = custom
         self.modules = dict(wrapper.named_modules())
@@ -83,6 +93,10 @@ class GraphWalk:
                     and self.shapes.get(node) is not None:
                 value.shape = self.shapes[node]
                 value.rank = len(value.shape) + 1
+            if isinstance(value, BatchMoved) and value.x.shape is None \
+                    and self.full_shapes.get(node) is not None:
+                value.x.shape = layout.underlying_shape(self.full_shapes[node], value.axes)
+                value.x.rank = len(value.axes)
             self._bind(node, value)
             if mutated is not None:
                 self._rebind(mutated, value)
@@ -97,6 +111,8 @@ class GraphWalk:
         value = self.env[result]
         if isinstance(value, Failed):
             raise value.error
+        if isinstance(value, BatchMoved):
+            raise node_error(result, self.modules, layout.OUTPUT_MOVED, UnsupportedOperatorError)
         if not isinstance(value, Tensor):
             raise UnsupportedOperatorError(f"the model output is {describe(value)}, not a tensor "
                                            "computed from the input")
@@ -169,17 +185,54 @@ class GraphWalk:
             return self.input, None
         if node.op == "get_attr":
             return self._get_attr(node.target), None
+        self._check_masks(node)
         args = self._value(node.args)
         kwargs = self._value(node.kwargs)
         if _is_constant_call(node, args, kwargs):
             return _fold(node, args, kwargs, self.modules), None
+        if layout.moved_values(args, kwargs) and not layout.follows_itself(node.op, node.target):
+            module = self.modules[node.target] if node.op == "call_module" else None
+            axes, args, kwargs = layout.unwrap(node.op, node.target, module, args, kwargs)
+            value, mutated = self._dispatch(node, args, kwargs, batch_moved=True)
+            return layout.wrap(value, axes), mutated
+        return self._dispatch(node, args, kwargs)
+
+    def _dispatch(self, node: fx.Node, args, kwargs, batch_moved: bool = False):
         if node.op == "call_module":
-            return self._call_module(node, args, kwargs)
+            return self._call_module(node, args, kwargs, batch_moved)
         if node.op == "call_function":
             return self._call_function(node, args, kwargs)
         if node.op == "call_method":
             return self._call_method(node, args, kwargs)
         fail(f"unknown fx node kind {node.op}")
+
+    def _check_masks(self, node: fx.Node) -> None:
+        """A mask argument of attention computed from the model input is refused as such, also
+        where its computation has no translation (it would be an input of the explanation)."""
+        if node.op == "call_module":
+            module = self.modules[node.target]
+            if any(isinstance(module, kind) for kind in self.custom):
+                return
+            translate = next((t for kind, t in _UNITS.items() if isinstance(module, kind)), None)
+            first = (module,)
+        elif node.op == "call_function":
+            translate = _MASKED_FUNCTIONS.get(node.target)
+            first = ()
+        else:
+            return
+        if translate is None:
+            return
+        try:
+            bound = inspect.signature(translate).bind(*first, *node.args, **node.kwargs)
+        except TypeError:
+            return
+        for name, arg in bound.arguments.items():
+            if "mask" in name and isinstance(arg, fx.Node) \
+                    and isinstance(self.env.get(arg), (Failed, Tensor, BatchMoved)):
+                fail(f"its {name} is computed from the model input, so it is a second input of "
+                     "the explained function; lrp-core explains models of one input: a mask "
+                     "must be a constant of the model (a buffer or parameter, a tensor computed "
+                     "from them, or is_causal=True)")
 
     def _get_attr(self, target: str):
         value = self.wrapper
@@ -195,16 +248,17 @@ class GraphWalk:
         self.calls[name] = count + 1
         return name if count == 0 else f"{name}@{count}"
 
-    def _call_module(self, node, args, kwargs):
+    def _call_module(self, node, args, kwargs, batch_moved: bool = False):
         module = self.modules[node.target]
         name = self._module_name(node)
         if not args:
             fail("the module is called without a tensor argument")
         x = as_tensor(args[0])
-        if isinstance(module, nn.MultiheadAttention) \
-                and not any(isinstance(module, kind) for kind in self.custom):
-            result = multihead_attention(module, *args, **kwargs)
-            return self._materialize_result(result, name), None
+        custom = any(isinstance(module, kind) for kind in self.custom)
+        for kind, translate in _UNITS.items():
+            if isinstance(module, kind) and not custom:
+                result = translate(module, *args, **kwargs, batch_moved=batch_moved)
+                return self._materialize_result(result, name), None
         if len(args) > 1 or kwargs:
             fail(f"{type(module).__name__} is called with extra arguments ({len(args) - 1} "
                  f"positional, {sorted(kwargs)}); only module(x) is supported")
@@ -278,6 +332,15 @@ class GraphWalk:
             value.rank = len(value.shape) + 1
         done[id(op)] = value
         return value
+
+
+# modules translated as units (their forward is not traced): module type -> translation
+_UNITS = {nn.MultiheadAttention: multihead_attention,
+          nn.TransformerEncoderLayer: transformer_encoder_layer,
+          nn.TransformerEncoder: transformer_encoder}
+# functions with a mask argument, for the message about masks computed from the input
+_MASKED_FUNCTIONS = {torch.nn.functional.scaled_dot_product_attention:
+                     scaled_dot_product_attention}
 
 
 # -- constant folding: calls on parameters and buffers only ----------------------------------------
