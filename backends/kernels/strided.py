@@ -115,7 +115,7 @@ def conv(xp, x, w, *, stride, padding, dilation, groups, bias=None, block_bytes=
     kernel, stride, padding, dilation = normalize_window(d, w.shape[2:], stride, padding, dilation)
     out = output_spatial_shape(x.shape[2:], kernel, stride, padding, dilation)
     n, c, o = x.shape[0], x.shape[1], w.shape[0]
-    if c == groups:
+    if c == groups > 1:  # depthwise; one input channel (c = groups = 1) is an ordinary conv
         y = _depthwise_conv(xp, x, w, kernel, stride, padding, dilation, out, block_bytes)
         if bias is not None:
             y += bias.reshape((o,) + (1,) * d)
@@ -149,7 +149,7 @@ def conv_transpose(xp, y, w, *, stride, padding, dilation, groups, input_shape,
     out = output_spatial_shape(input_shape[2:], kernel, stride, padding, dilation)
     n, c, o = input_shape[0], input_shape[1], w.shape[0]
     check_shape(y.shape, (n, o, *out), "conv_transpose: y (the conv output)")
-    if c == groups:
+    if c == groups > 1:
         return _depthwise_conv_transpose(xp, y, w, input_shape, kernel, stride, padding, dilation,
                                          out, block_bytes)
     cells = _pointwise_cells(kernel, stride, padding, out)
