@@ -189,7 +189,9 @@ class LRPRule:
         s = relevance / self.modify_denominator(z)
         if getattr(layer, "reads_masked_inputs", False):  # a masked -inf score: relevance 0
             modified_inputs = tuple(_masked_as_zero(a) for a in modified_inputs)
-        return tuple(a * c for a, c in zip(modified_inputs, pullback(s)))
+        contributions = pullback(s)
+        del s  # the quotient is freed before the products: one full-size array less at the peak
+        return tuple(a * c for a, c in zip(modified_inputs, contributions))
 
     # -- introspection -------------------------------------------------------------------------
     def _modifies_parameters(self) -> bool:
