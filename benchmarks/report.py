@@ -78,6 +78,9 @@ def write_plot(record, path) -> bool:
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
+    # one colour per contender in every panel (matplotlib's cycle would depend on which ran)
+    names = sorted({c["contender"] for c in cases})
+    colours = {name: f"C{i % 10}" for i, name in enumerate(names)}
     for ax, (model, preset) in zip(axes.flat, panels):
         lines = {}
         for c in cases:
@@ -86,7 +89,8 @@ def write_plot(record, path) -> bool:
                 lines.setdefault(c["contender"], []).append((c["batch"], c["median"] / c["batch"]))
         for name, points in sorted(lines.items()):
             points.sort()
-            ax.plot([b for b, _ in points], [t for _, t in points], marker="o", label=name)
+            ax.plot([b for b, _ in points], [t for _, t in points], marker="o", label=name,
+                    color=colours[name])
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_title(f"{model}, {preset}", fontsize=9)
