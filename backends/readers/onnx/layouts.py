@@ -498,18 +498,11 @@ def _one_axis(t, n, groups, sizes, axis, what):
 
 
 def _slice(t, n):
-    from .ops_routing import _HUGE, _takes_whole_batch
+    from .ops_routing import _HUGE, _takes_whole_batch, slice_arguments
 
     value, groups = _groups(t, n, 0)
     sizes = _sizes(t, n, value, "Slice")
-    starts, ends = ints(t.const(n, 1, "starts")), ints(t.const(n, 2, "ends"))
-    axes = t.const(n, 3, "axes", optional=True)
-    steps = t.const(n, 4, "steps", optional=True)
-    axes = list(range(len(starts))) if axes is None else ints(axes)
-    steps = [1] * len(starts) if steps is None else ints(steps)
-    if not len(starts) == len(ends) == len(axes) == len(steps):
-        raise t.unsupported(n, f"starts {starts}, ends {ends}, axes {axes} and steps {steps} "
-                               "differ in length")
+    starts, ends, axes, steps = slice_arguments(t, n)
     for start, end, axis, step in zip(starts, ends, axes, steps):
         axis = axis_in(t, n, axis, len(groups))
         if step < 1:

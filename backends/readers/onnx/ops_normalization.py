@@ -82,13 +82,19 @@ def _decomposed_layer_norm(t, n):
         raise t.unsupported(n, "the weight or bias after a LayerNorm exported as arithmetic does "
                                "not broadcast over the normalised axes") from error
     layer = lrp.LayerNorm(normalized, weight, bias, eps=eps)
-    out = t.add(layer, [value], n)
+    claim_pattern(t, n, t.add(layer, [value], n), nodes, last)
+    return [None]
+
+
+def claim_pattern(t, n, out, nodes, last: int) -> None:
+    """A pattern of nodes read as one layer starting at ``n``: the layer's value ``out`` stands
+    for the output of node ``last``; the other nodes of the pattern (``nodes``: ``(index,
+    node)``) and ``n`` itself produce nothing of their own (their outputs are internal)."""
     for index, node in nodes:
         t.claimed[index] = [out] if index == last else None
         if index != last:
             t.internal.update(name for name in node.output if name)
     t.internal.update(name for name in n.outputs if name)
-    return [None]
 
 
 def _match_layer_norm(t, n):

@@ -18,6 +18,7 @@ import numpy as np
 import lrp_core as lrp
 
 from .nodes import axis_in, read_axes
+from .ops_normalization import claim_pattern
 
 __all__ = ["NORMALIZE"]
 
@@ -50,12 +51,7 @@ def _reduce_l2(t, n):
     axis = axis_in(t, n, axis, rank)
     if axis == 0:
         raise t.unsupported(n, "an L2 normalisation over the batch axis mixes the samples")
-    out = t.add(lrp.L2Normalize(axis, eps), [value], n)
-    for index, node in claimed:
-        t.claimed[index] = [out] if index == div else None
-        if index != div:
-            t.internal.update(name for name in node.output if name)
-    t.internal.update(name for name in n.outputs if name)
+    claim_pattern(t, n, t.add(lrp.L2Normalize(axis, eps), [value], n), claimed, div)
     return [None]
 
 

@@ -27,8 +27,9 @@ def _takes_whole_batch(start: int, end: int, step: int) -> bool:
     return step == 1 and start == 0 and (end >= _HUGE or end == BATCH)
 
 
-def _slice(t, n):
-    x = t.value(n, 0)
+def slice_arguments(t, n):
+    """``(starts, ends, axes, steps)`` of a Slice node, lists of one length (attributes before
+    opset 10, constant inputs from it on; ``axes`` default to the first ones, ``steps`` to 1)."""
     if t.opset < 10:
         starts, ends = ints(n.attr("starts")), ints(n.attr("ends"))
         axes = n.attr("axes")
@@ -43,6 +44,12 @@ def _slice(t, n):
     if not len(starts) == len(ends) == len(axes) == len(steps):
         raise t.unsupported(n, f"starts {starts}, ends {ends}, axes {axes} and steps {steps} "
                                "differ in length")
+    return starts, ends, axes, steps
+
+
+def _slice(t, n):
+    x = t.value(n, 0)
+    starts, ends, axes, steps = slice_arguments(t, n)
     rank = _rank(t, n, x, "Slice") if any(a < 0 for a in axes) or t.shapes[x] else None
     value = x
     for start, end, axis, step in zip(starts, ends, axes, steps):
