@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from .modules import activation_module
 from .routing import BatchMoved
-from .values import Tensor, fail
+from .values import Tensor, fail, leaves
 
 __all__ = ["moved_values", "follows_itself", "unwrap", "wrap", "underlying_shape",
            "OUTPUT_MOVED"]
@@ -64,20 +64,9 @@ OUTPUT_MOVED = ("the model's output has its batch axis moved (a transpose or per
                 "(x.transpose(0, 1))")
 
 
-def _leaves(value):
-    if isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _leaves(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _leaves(v)
-    else:
-        yield value
-
-
 def moved_values(args, kwargs) -> list:
     """The :class:`BatchMoved` values among the arguments of a call."""
-    return [v for v in _leaves((args, kwargs)) if isinstance(v, BatchMoved)]
+    return [v for v in leaves((args, kwargs)) if isinstance(v, BatchMoved)]
 
 
 def follows_itself(op: str, target) -> bool:
@@ -156,7 +145,7 @@ def _function_follows(op: str, target, args, kwargs, axes: tuple) -> str | None:
 def _constants_follow(args, kwargs, axes: tuple) -> str | None:
     """Constant tensors broadcast against a moved value: numbers, 0-d tensors, and 1-d ones
     along an unmoved last axis."""
-    for v in _leaves((args, kwargs)):
+    for v in leaves((args, kwargs)):
         if isinstance(v, torch.Tensor) and v.dim() > 0 and \
                 (v.dim() > 1 or not _trailing_unmoved(axes, 1)):
             return (f" (with a constant of shape {tuple(v.shape)}, which would broadcast "
@@ -181,7 +170,7 @@ def unwrap(op: str, target, module, args, kwargs):
     other = next((m.axes for m in moved if m.axes != axes), None)
     if other is not None:
         _refuse(what, axes, f" and another moved by {other}")
-    if any(isinstance(v, Tensor) for v in _leaves((args, kwargs))):
+    if any(isinstance(v, Tensor) for v in leaves((args, kwargs))):
         _refuse(what, axes, " together with a tensor whose batch axis is first")
     why = _module_follows(module, axes) if module is not None \
         else _function_follows(op, target, args, kwargs, axes)

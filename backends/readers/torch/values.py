@@ -28,7 +28,21 @@ from lrp_core.errors import UnsupportedOperatorError
 
 __all__ = ["Tensor", "Size", "Dim", "Failed", "Unsupported", "ShapeNeeded", "Propagated", "fail",
            "Op", "as_tensor", "describe", "ints", "known_rank", "known_shape", "param",
-           "normalize_axis"]
+           "normalize_axis", "leaves"]
+
+
+def leaves(value):
+    """The values inside call arguments: through lists, tuples, dicts and slice bounds."""
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            yield from leaves(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from leaves(v)
+    elif isinstance(value, slice):
+        yield from leaves((value.start, value.stop, value.step))
+    else:
+        yield value
 
 
 @dataclass(eq=False)

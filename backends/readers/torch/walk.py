@@ -43,6 +43,7 @@ from .values import (
     as_tensor,
     describe,
     fail,
+    leaves,
 )
 
 __all__ = ["GraphWalk"]
@@ -348,27 +349,14 @@ _INPLACE_OPERATORS = {operator.iadd, operator.isub, operator.imul, operator.itru
                       operator.ifloordiv, operator.imod, operator.ipow, operator.setitem}
 
 
-def _leaves(value):
-    if isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _leaves(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _leaves(v)
-    elif isinstance(value, slice):
-        yield from _leaves((value.start, value.stop, value.step))
-    else:
-        yield value
-
-
 def _is_constant_call(node: fx.Node, args, kwargs) -> bool:
     """Whether ``node`` computes a constant from parameters, buffers and numbers only (a
     relative position bias gathered from its table), without writing into any of them."""
-    leaves = list(_leaves((args, kwargs)))
-    if not any(isinstance(v, torch.Tensor) for v in leaves):
+    values = list(leaves((args, kwargs)))
+    if not any(isinstance(v, torch.Tensor) for v in values):
         return False
     if not all(isinstance(v, (torch.Tensor, int, float, bool, str, type(None), type(Ellipsis),
-                              torch.dtype, torch.device, torch.Size)) for v in leaves):
+                              torch.dtype, torch.device, torch.Size)) for v in values):
         return False
     if kwargs.get("inplace") is True or kwargs.get("out") is not None:
         return False
