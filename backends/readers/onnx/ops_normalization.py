@@ -97,19 +97,25 @@ def claim_pattern(t, n, out, nodes, last: int) -> None:
     t.internal.update(name for name in n.outputs if name)
 
 
-def _match_layer_norm(t, n):
-    """``(x, axes, eps, weight, bias, nodes, last)`` of the LayerNorm pattern starting at the
-    ``ReduceMean`` node ``n`` (``nodes``: ``(index, node)`` of the pattern after ``n``; ``last``
-    the index whose output is the LayerNorm's), or ``None`` if the graph does not hold it."""
-    nodes = list(t.graph.node)
+def graph_index(t):
+    """``(readers, makers, outputs)`` of the graph, for matching a pattern of nodes: the
+    ``(index, node)`` pairs reading each value, the one making it, and the graph's output
+    names."""
     readers: dict[str, list] = {}
     makers: dict[str, tuple] = {}
-    for index, node in enumerate(nodes):
+    for index, node in enumerate(t.graph.node):
         for name in node.input:
             readers.setdefault(name, []).append((index, node))
         for name in node.output:
             makers[name] = (index, node)
-    outputs = {v.name for v in t.graph.output}
+    return readers, makers, {v.name for v in t.graph.output}
+
+
+def _match_layer_norm(t, n):
+    """``(x, axes, eps, weight, bias, nodes, last)`` of the LayerNorm pattern starting at the
+    ``ReduceMean`` node ``n`` (``nodes``: ``(index, node)`` of the pattern after ``n``; ``last``
+    the index whose output is the LayerNorm's), or ``None`` if the graph does not hold it."""
+    readers, makers, outputs = graph_index(t)
 
     def only_reader(name, op_type):
         found = readers.get(name, [])

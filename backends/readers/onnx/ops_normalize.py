@@ -18,7 +18,7 @@ import numpy as np
 import lrp_core as lrp
 
 from .nodes import axis_in, read_axes
-from .ops_normalization import claim_pattern
+from .ops_normalization import claim_pattern, graph_index
 
 __all__ = ["NORMALIZE"]
 
@@ -59,15 +59,7 @@ def _match_normalize(t, n):
     """``(axis, eps, claimed, div)`` of the pattern starting at the ``ReduceL2`` node ``n``
     (``claimed``: ``(index, node)`` of the nodes after it that it replaces; ``div``: the index of
     the ``Div`` whose output is the normalised tensor), or ``None``."""
-    nodes = list(t.graph.node)
-    readers: dict[str, list] = {}
-    makers: dict[str, tuple] = {}
-    for index, node in enumerate(nodes):
-        for name in node.input:
-            readers.setdefault(name, []).append((index, node))
-        for name in node.output:
-            makers[name] = (index, node)
-    outputs = {v.name for v in t.graph.output}
+    readers, makers, outputs = graph_index(t)
 
     def only_reader(name):
         found = readers.get(name, [])
